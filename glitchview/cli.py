@@ -1,0 +1,233 @@
+"""Headless command line over the same pipeline as the GUI: `glitchview scan MODEL ...`.
+
+Errors a user can cause (unknown model, corrupt file, no embedding matrix, bad option) print one
+line and exit non-zero; set GLITCHVIEW_DEBUG=1 to see tracebacks of unexpected failures."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from . import __version__
+from .core.analysis import Analysis
+from .core.errors import Cancelled, GlitchViewError
+from .core.indicators import INDICATORS
+from .core.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
+from .core.text import display_width, escape_text
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+TOKEN_WIDTH = 28
+
+
+class StepBars:
+    """One progress bar line per pipeline step on stderr (messages are 'Step: detail')."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 24) -> None:
+        self.stream, self.width = stream, width
+        self.tty = stream.isatty()
+        self.step, self.detail, self.fraction = "", "", 0.0
+        self.step_start = self.last_draw = time.monotonic()
+
+    def __call__(self, fraction: float, message: str) -> None:
+        step, _, detail = message.partition(": ")
+        if step != self.step:
+            self.close()
+            self.step, self.step_start = step, time.monotonic()
+        self.detail, self.fraction = detail, fraction
+        if self.tty and time.monotonic() - self.last_draw > 0.1:
+            self._draw("\r")
+            self.last_draw = time.monotonic()
+
+    def _draw(self, prefix: str, end: str = "") -> None:
+        filled = int(round(self.fraction * self.width))
+        bar = "#" * filled + "-" * (self.width - filled)
+        elapsed = time.monotonic() - self.step_start
+        line = f"{self.step:<22} [{bar}] {self.fraction:4.0%} {elapsed:6.1f}s  {self.detail}"
+        self.stream.write(f"{prefix}{line[:150]:<150}{end}" if self.tty else f"{line}{end}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.step:
+            self._draw("\r" if self.tty else "", "\n")
+        self.step = ""
+
+
+def _cell(text: str, width: int) -> str:
+    escaped = escape_text(text)
+    out, used = "", 0
+    for char in escaped:
+        w = display_width(char)
+        if used + w > width - 1 and len(out) < len(escaped):
+            return out + "…" + " " * (width - used - 1)
+        out, used = out + char, used + w
+    return out + " " * (width - used)
+
+
+def format_table(analysis: Analysis, ids: np.ndarray, indicator: str) -> str:
+    """A fixed-width table of tokens: rank, id, token, category, cluster and every indicator."""
+    names = [indicator, *(n for n in analysis.scores if n != indicator)]
+    short = {n: n.replace("unembedding_", "unemb_").replace("_distance", "_dist") for n in names}
+    head = f"{'rank':>5} {'id':>7}  {'token':<{TOKEN_WIDTH}} {'category':<15} {'cluster':>7} " + \
+        " ".join(f"{short[n]:>14}" for n in names)
+    lines = [head, "-" * len(head)]
+    categories = analysis.table.category_names()
+    for rank, i in enumerate(ids, 1):
+        token = _cell(analysis.table.texts[i], TOKEN_WIDTH)
+        scores = " ".join(f"{analysis.scores[n][i]:>14.6g}" for n in names)
+        lines.append(f"{rank:>5} {i:>7}  {token} {categories[i]:<15} {int(analysis.labels[i]):>7} {scores}")
+    return "\n".join(lines)
+
+
+def _print_summary(analysis: Analysis, out: TextIO) -> None:
+    m = analysis.model
+    out.write(f"\nModel: {m.title} [{m.architecture}], {m.n_tokens} tokens x {m.dim} dims, "
+              f"{'tied' if m.tied else 'untied'} embeddings, fingerprint {m.fingerprint}\n")
+    for note in m.notes:
+        out.write(f"Note: {note}\n")
+    out.write(f"Clusters: k={len(analysis.centers)}, inertia {analysis.inertia:.6g}\n")
+    out.write(f"Reference unused tokens: {analysis.reference.rule}\n")
+    counts = ", ".join(f"{name} {int(mask.sum())}" for name, mask in analysis.table.flags.items() if mask.any())
+    out.write(f"Token flags: {counts or 'none'}\n")
+    timing = ", ".join(f"{k} {v:.2f}s" for k, v in analysis.timings.items())
+    out.write(f"Timings: {timing}\n")
+
+
+def _parse_ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated token ids, got '{text}'") from None
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from .core.export import write_csv
+    from .core.pipeline import ScanSettings, scan
+    from .core.session import save_analysis
+
+    settings = ScanSettings(clusters=args.clusters, seed=args.seed, indicator=args.indicator,
+                            projections=("pca", "umap") if args.umap else ("pca",),
+                            reference_ids=args.reference_ids)
+    bars = StepBars()
+    try:
+        _, analysis = scan(args.model, settings, progress=bars)
+    finally:
+        bars.close()
+    out = sys.stdout
+    _print_summary(analysis, out)
+    indicator = INDICATORS[args.indicator]
+    other = "high" if indicator.suspicious == "low" else "low"
+    ends = [indicator.suspicious, other] if args.end == "both" else [args.end]
+    for end in ends:
+        note = " (suspicious end)" if end == indicator.suspicious else " (other end)"
+        out.write(f"\nTop {args.top} by {indicator.name}, {end} end{note}: {indicator.description}\n")
+        out.write(format_table(analysis, analysis.top(args.indicator, args.top, end), args.indicator) + "\n")
+    if args.out:
+        ids = analysis.top(args.indicator, args.top if args.out_top else len(analysis), ends[0])
+        rows = write_csv(analysis, args.out, ids, args.indicator, ends[0])
+        out.write(f"\nWrote {rows} tokens to {args.out}\n")
+    if args.session:
+        save_analysis(analysis, args.session)
+        out.write(f"Saved the analysis to {args.session}\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .core.export import write_csv, write_json
+    from .core.session import load_analysis
+
+    analysis = load_analysis(args.session)
+    indicator = args.indicator or analysis.settings.get("indicator", "cluster_distance")
+    if indicator not in analysis.scores:
+        raise GlitchViewError(f"the analysis has no indicator '{indicator}'")
+    if args.flagged:
+        ids = np.flatnonzero(analysis.flagged)
+    else:
+        ids = analysis.top(indicator, args.top or len(analysis), args.end)
+    writer = write_json if args.out.suffix.lower() == ".json" else write_csv
+    rows = writer(analysis, args.out, ids, indicator, args.end)
+    print(f"Wrote {rows} tokens to {args.out}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for demo in DEMO_MODELS.values():
+        state = "installed" if demo_installed(demo.name) else f"not installed ({demo.install})"
+        default = " (default)" if demo.name == DEFAULT_MODEL else ""
+        print(f"{demo.name:<8} {demo.title:<42} {demo.vocab_size:>7} tokens x {demo.dim:<4} "
+              f"{demo.download_mb:>4} MB  {state}{default}")
+    return 0
+
+
+def cmd_indicators(args: argparse.Namespace) -> int:
+    for ind in INDICATORS.values():
+        print(f"{ind.name:<24} suspicious: {ind.suspicious:<5} {ind.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="glitchview", description="Find, map and verify glitch tokens.")
+    parser.add_argument("--version", action="version", version=f"glitchview {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    scan_p = sub.add_parser("scan", help="load a model, score every token, cluster, project; print suspects")
+    scan_p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                        help=f"demo name ({', '.join(DEMO_MODELS)}), a Hugging Face folder or a .gguf file")
+    scan_p.add_argument("--clusters", "-k", type=int, default=20, help="k-means clusters (default 20)")
+    scan_p.add_argument("--indicator", default="cluster_distance", choices=list(INDICATORS),
+                        help="indicator to rank by (default cluster_distance, the seed's score)")
+    scan_p.add_argument("--end", choices=["low", "high", "both"], default="both",
+                        help="which end of the indicator to list (default both, suspicious end first; "
+                             "the CSV is ranked from the first)")
+    scan_p.add_argument("--top", type=int, default=20, help="how many suspects to print (default 20)")
+    scan_p.add_argument("--out", type=Path, help="write a CSV of all tokens, ranked (see --out-top)")
+    scan_p.add_argument("--out-top", action="store_true", help="write only the top N to the CSV")
+    scan_p.add_argument("--session", type=Path, help="save the analysis to this file (.gva.npz)")
+    scan_p.add_argument("--umap", action="store_true", help="also compute the UMAP projection")
+    scan_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    scan_p.add_argument("--reference-ids", type=_parse_ids,
+                        help="comma-separated ids of known unused tokens (overrides the automatic rule)")
+    scan_p.set_defaults(func=cmd_scan)
+
+    exp_p = sub.add_parser("export", help="export tokens of a saved analysis to CSV or JSON")
+    exp_p.add_argument("session", type=Path, help="an analysis file written by scan --session")
+    exp_p.add_argument("--out", type=Path, required=True, help="output file (.csv or .json)")
+    exp_p.add_argument("--indicator", choices=list(INDICATORS), help="indicator to rank by")
+    exp_p.add_argument("--end", choices=["low", "high"], help="end of the indicator (default: suspicious)")
+    group = exp_p.add_mutually_exclusive_group()
+    group.add_argument("--top", type=int, help="only the top N tokens")
+    group.add_argument("--flagged", action="store_true", help="only the flagged tokens")
+    exp_p.set_defaults(func=cmd_export)
+
+    sub.add_parser("models", help="list the demo models and whether they are installed").set_defaults(
+        func=cmd_models)
+    sub.add_parser("indicators", help="list the indicators and their suspicious ends").set_defaults(
+        func=cmd_indicators)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Cancelled:
+        print("glitchview: cancelled", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("\nglitchview: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (GlitchViewError, ValueError, OSError) as exc:
+        print(f"glitchview: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:  # a bug: still one line unless debugging
+        if os.environ.get("GLITCHVIEW_DEBUG"):
+            traceback.print_exc()
+        print(f"glitchview: unexpected error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,85 @@
+"""CSV (and JSON) export of any set of tokens with their scores.
+
+CSV rules: UTF-8, RFC 4180 quoting (Python's csv module), display cells escaped visibly
+(`core.text.escape_text`) and neutralised against spreadsheet formula injection (a cell starting
+with =, +, -, @, tab or CR gets a leading apostrophe, as OWASP recommends). Programs read the
+`bytes_hex` column, the exact token bytes, which round-trips every token losslessly."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .analysis import Analysis
+from .files import atomic_write
+from .indicators import Direction, ranks
+from .text import escape_text
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(text: str) -> str:
+    """A display cell: visibly escaped and never read as a formula by a spreadsheet."""
+    escaped = escape_text(text)
+    return "'" + escaped if escaped.startswith(_FORMULA_START) else escaped
+
+
+def export_columns(analysis: Analysis) -> list[str]:
+    return ["id", "piece", "text", "bytes_hex", "category", "flags", "cluster", *analysis.scores,
+            "rank", "ranked_by", "flagged"]
+
+
+def export_rows(analysis: Analysis, ids: Iterable[int], indicator: str,
+                end: Direction | None = None) -> Iterable[list[str]]:
+    """One list of cell strings per token, in the order of `ids`."""
+    end = end or analysis.suspicious_end(indicator)
+    rank = ranks(analysis.scores[indicator], end)
+    categories = analysis.table.category_names()
+    table = analysis.table
+    for i in ids:
+        i = int(i)
+        yield [str(i), safe_cell(table.pieces[i]), safe_cell(table.texts[i]), table.token_bytes[i].hex(),
+               str(categories[i]), ";".join(table.flag_names(i)), str(int(analysis.labels[i])),
+               *(repr(float(v[i])) for v in analysis.scores.values()),
+               str(int(rank[i])), f"{indicator}:{end}", "1" if analysis.flagged[i] else "0"]
+
+
+def write_csv(analysis: Analysis, path: Path, ids: Iterable[int], indicator: str,
+              end: Direction | None = None) -> int:
+    """Write the tokens `ids` to a CSV file atomically; returns the number of rows written."""
+    count = 0
+    with atomic_write(Path(path), "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        writer.writerow(export_columns(analysis))
+        for row in export_rows(analysis, ids, indicator, end):
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+def write_json(analysis: Analysis, path: Path, ids: Iterable[int], indicator: str,
+               end: Direction | None = None) -> int:
+    """The same rows as `write_csv`, as a JSON list of objects (scores as numbers)."""
+    columns = export_columns(analysis)
+    score_names = set(analysis.scores)
+    rows = []
+    for row in export_rows(analysis, ids, indicator, end):
+        rows.append({c: (float(v) if c in score_names else v) for c, v in zip(columns, row)})
+    with atomic_write(Path(path), "w", encoding="utf-8") as handle:
+        json.dump({"model": analysis.model.name, "fingerprint": analysis.model.fingerprint, "tokens": rows},
+                  handle, ensure_ascii=False, indent=1, allow_nan=True)
+    return len(rows)
+
+
+def read_token_bytes(path: Path) -> dict[int, bytes]:
+    """Read back `id -> exact token bytes` from an exported CSV (the lossless column)."""
+    with Path(path).open(encoding="utf-8", newline="") as handle:
+        return {int(row["id"]): bytes.fromhex(row["bytes_hex"]) for row in csv.DictReader(handle)}
+
+
+def all_ids(analysis: Analysis) -> np.ndarray:
+    return np.arange(len(analysis))

@@ -1,0 +1,153 @@
+"""Every per-token glitch indicator, vectorised over the whole vocabulary.
+
+An indicator is one small function registered with `@indicator(...)`: it declares which end of
+its scale is suspicious and a one-line description, and computes one float per token from the
+`ScoringInputs`. Distance indicators are ranked from both ends by the tools (see `rank_order`),
+because the seed's "far from the centre" and SolidGoldMagikarp's "nearest the centroid" both hold
+on some models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+
+Direction = Literal["low", "high"]
+
+
+@dataclass(frozen=True)
+class ScoringInputs:
+    """What indicators are computed from. `unembedding` is the input matrix when tied."""
+
+    embeddings: np.ndarray
+    unembedding: np.ndarray
+    labels: np.ndarray
+    centers: np.ndarray
+    reference_ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class Indicator:
+    name: str
+    suspicious: Direction
+    description: str
+    compute: Callable[[ScoringInputs], np.ndarray]
+
+
+INDICATORS: dict[str, Indicator] = {}
+
+
+def indicator(name: str, suspicious: Direction, description: str) -> Callable:
+    """Register an indicator function under `name`."""
+
+    def register(func: Callable[[ScoringInputs], np.ndarray]) -> Callable[[ScoringInputs], np.ndarray]:
+        INDICATORS[name] = Indicator(name, suspicious, description, func)
+        return func
+
+    return register
+
+
+def row_norms(matrix: np.ndarray) -> np.ndarray:
+    """L2 norm of every row, accumulated in float64."""
+    return np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
+
+
+def distances_to(matrix: np.ndarray, points: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Euclidean distance of every row to every point (n x k), by the norm trick in row chunks;
+    each chunk's cross term is computed on centred data so float32 loses no precision."""
+    shift = points.mean(axis=0, dtype=np.float64).astype(np.float32)
+    pts = (points - shift).astype(np.float32)
+    p2 = np.einsum("ij,ij->i", pts, pts, dtype=np.float64)
+    out = np.empty((matrix.shape[0], points.shape[0]), dtype=np.float64)
+    for start in range(0, matrix.shape[0], chunk):
+        block = matrix[start:start + chunk] - shift
+        x2 = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+        cross = (block @ pts.T).astype(np.float64)
+        out[start:start + chunk] = x2[:, None] - 2.0 * cross + p2[None, :]
+    return np.sqrt(np.maximum(out, 0.0))
+
+
+def own_center_distance(embeddings: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Distance of each token to the centre of its own cluster."""
+    return distances_to(embeddings, centers)[np.arange(len(labels)), labels]
+
+
+@indicator("cluster_distance", "high",
+           "distance to its own k-means centre (the seed's score; a tight knot of barely trained "
+           "tokens shows at the low end)")
+def cluster_distance(inputs: ScoringInputs) -> np.ndarray:
+    return own_center_distance(inputs.embeddings, inputs.labels, inputs.centers)
+
+
+@indicator("cluster_zscore", "high", "distance to its own k-means centre as a z-score within its cluster")
+def cluster_zscore(inputs: ScoringInputs) -> np.ndarray:
+    dist = own_center_distance(inputs.embeddings, inputs.labels, inputs.centers)
+    k = inputs.centers.shape[0]
+    count = np.maximum(np.bincount(inputs.labels, minlength=k), 1)
+    mean = np.bincount(inputs.labels, weights=dist, minlength=k) / count
+    var = np.bincount(inputs.labels, weights=dist**2, minlength=k) / count - mean**2
+    std = np.sqrt(np.maximum(var, 0.0))
+    return (dist - mean[inputs.labels]) / np.where(std > 0, std, 1.0)[inputs.labels]
+
+
+@indicator("centroid_distance", "low",
+           "distance to the global mean embedding (SolidGoldMagikarp: glitch tokens sit nearest it)")
+def centroid_distance(inputs: ScoringInputs) -> np.ndarray:
+    centroid = inputs.embeddings.mean(axis=0, dtype=np.float64)[None, :]
+    return distances_to(inputs.embeddings, centroid)[:, 0]
+
+
+@indicator("norm", "low", "L2 norm of the input embedding row (Magikarp's indicator for untied models)")
+def norm(inputs: ScoringInputs) -> np.ndarray:
+    return row_norms(inputs.embeddings)
+
+
+def _cosine_distance_to_reference(matrix: np.ndarray, reference_ids: np.ndarray) -> np.ndarray:
+    if reference_ids.size == 0:
+        return np.full(matrix.shape[0], np.nan)
+    ref = matrix[reference_ids].mean(axis=0, dtype=np.float64)
+    ref /= max(np.linalg.norm(ref), 1e-12)
+    sims = (matrix @ ref.astype(np.float32)).astype(np.float64) / np.maximum(row_norms(matrix), 1e-12)
+    return 1.0 - sims
+
+
+def first_component_removed(matrix: np.ndarray) -> np.ndarray:
+    """The matrix, centred, with its first principal component projected out."""
+    centred = matrix - matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
+    cov = (centred.T @ centred).astype(np.float64)
+    _, vectors = np.linalg.eigh(cov)
+    top = vectors[:, -1].astype(np.float32)
+    return centred - np.outer(centred @ top, top)
+
+
+@indicator("unembedding_cosine", "low",
+           "cosine distance of the unembedding row to the mean of reference unused tokens "
+           "(Land & Bartolo's main indicator)")
+def unembedding_cosine(inputs: ScoringInputs) -> np.ndarray:
+    return _cosine_distance_to_reference(inputs.unembedding, inputs.reference_ids)
+
+
+@indicator("unembedding_cosine_pc1", "low",
+           "as unembedding_cosine, after removing the mean and first principal component")
+def unembedding_cosine_pc1(inputs: ScoringInputs) -> np.ndarray:
+    return _cosine_distance_to_reference(first_component_removed(inputs.unembedding), inputs.reference_ids)
+
+
+def compute_all(inputs: ScoringInputs, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Compute the named indicators (all by default) as float64 arrays."""
+    return {name: np.asarray(INDICATORS[name].compute(inputs), dtype=np.float64)
+            for name in (names or list(INDICATORS))}
+
+
+def rank_order(scores: np.ndarray, end: Direction) -> np.ndarray:
+    """Token ids from the given end of the scale first (NaN last), stable for ties."""
+    key = np.where(np.isnan(scores), np.inf, scores if end == "low" else -scores)
+    return np.argsort(key, kind="stable")
+
+
+def ranks(scores: np.ndarray, end: Direction) -> np.ndarray:
+    """1-based rank of every token counted from the given end."""
+    out = np.empty(len(scores), dtype=np.int64)
+    out[rank_order(scores, end)] = np.arange(1, len(scores) + 1)
+    return out

@@ -1,0 +1,283 @@
+"""Read a model's tokenizer and whole embedding matrices, without building the network.
+
+Hugging Face folders are read directly: `config.json` as plain JSON, the embedding tensors
+lazily from safetensors (or pickle-free `torch.load(weights_only=True)`), the tokenizer from
+`tokenizer.json`. No code from the model folder ever runs. A GGUF file is converted once by
+transformers (slow: it dequantises every tensor) into a cache folder of safetensors + config +
+tokenizer, keyed by the file's fingerprint, so the next open is the fast folder path."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelLoadError, NoEmbeddingError
+from .progress import CancelToken, ProgressFn, no_progress
+from .sources import ModelSource, cache_root, fingerprint
+
+CACHE_FORMAT = 1
+_CACHE_MARKER = "glitchview-cache.json"
+_INPUT_NAMES = re.compile(r"(^|\.)(embed_tokens|word_embeddings|wte|tok_embeddings|embed_in|shared)\.weight$")
+_OUTPUT_NAMES = re.compile(r"^(model\.|transformer\.)?(lm_head|embed_out)\.weight$|^output\.weight$")
+_GENERATIVE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
+@dataclass
+class LoadedModel:
+    """A model as GlitchView needs it: tokenizer, embedding matrices and what is known about it."""
+
+    source: ModelSource
+    fingerprint: str
+    folder: Path
+    tokenizer: Any  # tokenizers.Tokenizer
+    input_embeddings: np.ndarray
+    output_embeddings: np.ndarray | None  # None when tied to the input embeddings
+    config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tied(self) -> bool:
+        return self.output_embeddings is None
+
+    @property
+    def unembedding(self) -> np.ndarray:
+        """The output (unembedding) matrix; the input matrix when the two are tied."""
+        return self.input_embeddings if self.output_embeddings is None else self.output_embeddings
+
+    @property
+    def architecture(self) -> str:
+        archs = self.config.get("architectures") or [self.config.get("model_type", "unknown")]
+        return str(archs[0])
+
+    @property
+    def generative(self) -> bool:
+        return any(str(a).endswith(_GENERATIVE_SUFFIXES) for a in self.config.get("architectures") or [])
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    safetensors = sorted(folder.glob("*.safetensors"))
+    if safetensors:
+        return safetensors
+    pickled = sorted([*folder.glob("*.bin"), *folder.glob("*.pt"), *folder.glob("*.pth")])
+    if pickled:
+        return pickled
+    raise ModelLoadError(f"no weights in {folder}: expected *.safetensors (or pytorch_model.bin)")
+
+
+def _tensor_names(path: Path) -> list[str]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return list(f.keys())
+        except Exception as exc:  # safetensors raises its own error types for corrupt headers
+            raise ModelLoadError(f"cannot read {path.name}: {exc}") from exc
+    return list(_load_pickle_free(path))
+
+
+def _load_pickle_free(path: Path) -> dict[str, Any]:
+    """Read a .bin/.pt state dict with `weights_only=True`: tensors only, no arbitrary objects."""
+    import torch
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise ModelLoadError(f"refusing or unable to read {path.name} safely "
+                             f"(only plain tensors are accepted, never pickled code): {exc}") from exc
+    if not isinstance(state, dict):
+        raise ModelLoadError(f"{path.name} holds no state dict of tensors")
+    return state
+
+
+def _read_tensor(path: Path, name: str) -> np.ndarray:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                tensor = f.get_tensor(name)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot read tensor {name} from {path.name} "
+                                 f"(truncated or corrupt file?): {exc}") from exc
+    else:
+        tensor = _load_pickle_free(path)[name]
+    return tensor.float().numpy()
+
+
+def _pick(names: dict[str, Path], pattern: re.Pattern[str]) -> tuple[str, Path] | None:
+    matches = sorted((n for n in names if pattern.search(n)), key=lambda n: (n.count("."), n))
+    return (matches[0], names[matches[0]]) if matches else None
+
+
+def read_embeddings(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read the input embedding matrix and, when untied, the output matrix, each whole."""
+    names: dict[str, Path] = {}
+    for path in _weight_files(folder):
+        for name in _tensor_names(path):
+            names.setdefault(name, path)
+    found_in = _pick(names, _INPUT_NAMES)
+    found_out = _pick(names, _OUTPUT_NAMES)
+    if found_in is None and found_out is None:
+        raise NoEmbeddingError(f"the weights in {folder} hold no token-embedding matrix "
+                               f"(looked for *.embed_tokens/word_embeddings/wte.weight among "
+                               f"{len(names)} tensors)")
+    if found_in is None:  # only an output matrix: score it as both
+        return _read_tensor(found_out[1], found_out[0]), None
+    inputs = _read_tensor(found_in[1], found_in[0])
+    if inputs.ndim != 2:
+        raise NoEmbeddingError(f"tensor {found_in[0]} is not a matrix (shape {inputs.shape})")
+    if found_out is None:
+        return inputs, None
+    outputs = _read_tensor(found_out[1], found_out[0])
+    if outputs.shape == inputs.shape and np.array_equal(outputs, inputs):
+        return inputs, None
+    return inputs, outputs
+
+
+def read_tokenizer(folder: Path) -> Any:
+    """The fast (Rust) tokenizer of a folder; never runs tokenizer code from the folder."""
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    try:
+        if path.exists():
+            return Tokenizer.from_file(str(path))
+        from transformers import AutoTokenizer
+
+        hf = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
+        backend = getattr(hf, "backend_tokenizer", None)
+        if backend is None:
+            raise ModelLoadError(f"the tokenizer in {folder} has no fast (tokenizer.json) form")
+        return backend
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read the tokenizer in {folder}: {exc}") from exc
+
+
+def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> None:
+    """Dequantise a GGUF file with transformers and store it as a plain folder at `target`."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+    folder, name = str(source.path.parent), source.path.name
+    progress(0.05, f"reading the GGUF tokenizer of {name} (first open only)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
+        progress(0.35, f"dequantising the GGUF weights of {name} (first open only)")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, trust_remote_code=False,
+                                                         dtype=torch.float32)
+        except ValueError as exc:
+            if "Unrecognized configuration class" not in str(exc):
+                raise
+            model = AutoModel.from_pretrained(folder, gguf_file=name, trust_remote_code=False,
+                                              dtype=torch.float32)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read GGUF file {source.path}: {exc}") from exc
+    progress(0.8, "writing the dequantised weights to the cache")
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    try:
+        state: dict[str, torch.Tensor] = {}
+        seen: set[int] = set()
+        for key, tensor in model.state_dict().items():
+            if tensor.data_ptr() in seen:  # tied weights are stored once
+                continue
+            seen.add(tensor.data_ptr())
+            state[key] = tensor.contiguous()
+        save_file(state, str(staging / "model.safetensors"))
+        model.config.architectures = [type(model).__name__]
+        model.config.to_json_file(str(staging / "config.json"))
+        tokenizer.save_pretrained(str(staging))
+        marker = {"format": CACHE_FORMAT, "source": str(source.path)}
+        (staging / _CACHE_MARKER).write_text(json.dumps(marker))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _cached_folder(source: ModelSource, fp: str, progress: ProgressFn) -> tuple[Path, bool]:
+    """The plain-folder form of a GGUF model, converting it on first use. Returns (folder, was_cached)."""
+    target = cache_root() / "models" / fp
+    marker = target / _CACHE_MARKER
+    if marker.exists():
+        try:
+            if json.loads(marker.read_text()).get("format") == CACHE_FORMAT:
+                return target, True
+        except (OSError, ValueError):
+            pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _convert_gguf(source, target, progress)
+    return target, False
+
+
+def load_model(source: ModelSource, progress: ProgressFn = no_progress,
+               cancel: CancelToken | None = None) -> LoadedModel:
+    """Load tokenizer and embedding matrices of `source` (GGUF through the conversion cache)."""
+    cancel = cancel or CancelToken()
+    progress(0.0, f"fingerprinting {source.path.name}")
+    fp = fingerprint(source)
+    notes: list[str] = []
+    if source.is_gguf:
+        _check_gguf_header(source.path)
+        folder, cached = _cached_folder(source, fp, progress)
+        notes.append("dequantised weights read from the cache" if cached
+                     else f"GGUF converted once; cached in {folder}")
+    else:
+        folder = source.path
+    cancel.check()
+    config = _read_config(folder)
+    if config.get("auto_map") or config.get("trust_remote_code"):
+        notes.append("config asks for custom code (auto_map); GlitchView never runs it and reads "
+                     "the weights directly")
+    progress(0.9, "reading the tokenizer")
+    tokenizer = read_tokenizer(folder)
+    cancel.check()
+    progress(0.95, "reading the embedding matrices")
+    inputs, outputs = read_embeddings(folder)
+    if not np.isfinite(inputs).all() or (outputs is not None and not np.isfinite(outputs).all()):
+        raise ModelLoadError(f"the embedding matrix of {source.display_name} holds NaN or infinite values")
+    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    if vocab > inputs.shape[0]:
+        notes.append(f"the tokenizer has {vocab} tokens but the embedding matrix only {inputs.shape[0]} "
+                     f"rows: ids {inputs.shape[0]}..{vocab - 1} have no embedding and crash the model")
+    progress(1.0, f"loaded {inputs.shape[0]} x {inputs.shape[1]} embeddings")
+    return LoadedModel(source, fp, folder, tokenizer, np.ascontiguousarray(inputs),
+                       None if outputs is None else np.ascontiguousarray(outputs), config, notes)
+
+
+def _check_gguf_header(path: Path) -> None:
+    """Fail fast, with a clear message, on a file that is not a GGUF model at all."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+    if magic != b"GGUF":
+        what = "empty" if not magic else "not a GGUF file (its first bytes are not 'GGUF')"
+        raise ModelLoadError(f"{path.name} is {what}")

@@ -1,0 +1,130 @@
+"""The scan pipeline: model -> token table -> clusters -> indicators -> projections -> Analysis.
+
+Each step reports progress as `progress(fraction_of_whole_job, "Step: detail")` (the text before
+the first colon names the step, so a front end can draw one bar per step), checks for
+cancellation between chunks of work, and records its wall time in `Analysis.timings`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, TypeVar
+
+import numpy as np
+
+from .analysis import DEFAULT_INDICATOR, Analysis, ModelInfo
+from .clustering import kmeans
+from .indicators import INDICATORS, ScoringInputs, compute_all, own_center_distance
+from .loading import LoadedModel, load_model
+from .progress import CancelToken, ProgressFn, no_progress, sub_progress
+from .projection import pca, umap_projection
+from .reference import choose_reference
+from .sources import resolve
+from .vocab import build_token_table
+
+PROJECTIONS = ("pca", "umap")
+T = TypeVar("T")
+
+
+@dataclass
+class ScanSettings:
+    clusters: int = 20
+    seed: int = 0
+    indicator: str = DEFAULT_INDICATOR
+    projections: tuple[str, ...] = ("pca",)
+    reference_ids: list[int] | None = None
+    kmeans_inits: int = 4
+
+    def __post_init__(self) -> None:
+        if self.indicator not in INDICATORS:
+            raise ValueError(f"unknown indicator '{self.indicator}'; choose one of {', '.join(INDICATORS)}")
+        unknown = set(self.projections) - set(PROJECTIONS)
+        if unknown:
+            raise ValueError(f"unknown projection {sorted(unknown)}; choose from {', '.join(PROJECTIONS)}")
+        if self.clusters < 1:
+            raise ValueError("the number of clusters must be at least 1")
+
+
+@dataclass
+class _Timer:
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, func: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        result = func()
+        self.timings[name] = round(time.perf_counter() - start, 3)
+        return result
+
+
+def _step(progress: ProgressFn, start: float, end: float, title: str) -> ProgressFn:
+    inner = sub_progress(progress, start, end)
+    return lambda fraction, message: inner(fraction, f"{title}: {message}")
+
+
+def open_model(name: str, progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> LoadedModel:
+    """Resolve a model name and load it (tokenizer and embedding matrices)."""
+    return load_model(resolve(name), _step(progress, 0.0, 1.0, "Load model"), cancel)
+
+
+def project(matrix: np.ndarray, method: str, seed: int = 0, progress: ProgressFn = no_progress,
+            cancel: CancelToken | None = None) -> np.ndarray:
+    """A 2-D projection of the rows by `method` ('pca' or 'umap')."""
+    if method == "pca":
+        progress(0.0, "PCA of the embedding matrix")
+        coords = pca(matrix, 2)[0]
+        progress(1.0, "PCA done")
+        return coords
+    if method == "umap":
+        return umap_projection(matrix, seed=seed, progress=progress, cancel=cancel)
+    raise ValueError(f"unknown projection '{method}'")
+
+
+def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: ProgressFn = no_progress,
+            cancel: CancelToken | None = None) -> Analysis:
+    """Run every analysis step on a loaded model."""
+    cancel = cancel or CancelToken()
+    timer = _Timer()
+    n, dim = model.input_embeddings.shape
+    progress(0.0, "Token table: decoding and re-encoding every token")
+    table = timer.run("token_table", lambda: build_token_table(model.tokenizer, n))
+    progress(0.1, f"Token table: {n} tokens")
+    cancel.check()
+    clusters = timer.run("kmeans", lambda: kmeans(
+        model.input_embeddings, settings.clusters, seed=settings.seed, n_init=settings.kmeans_inits,
+        progress=_step(progress, 0.1, 0.5, "Clustering"), cancel=cancel))
+    center_distance = own_center_distance(model.input_embeddings, clusters.labels, clusters.centers)
+    reference = choose_reference(table, center_distance, settings.reference_ids)
+    inputs = ScoringInputs(model.input_embeddings, model.unembedding, clusters.labels, clusters.centers,
+                           reference.ids)
+    scores: dict[str, np.ndarray] = {}
+    for i, ind in enumerate(INDICATORS):
+        cancel.check()
+        progress(0.5 + 0.1 * i / len(INDICATORS), f"Indicators: {ind}")
+        scores[ind] = timer.run(f"indicator:{ind}", lambda: compute_all(inputs, [ind])[ind])
+    projections: dict[str, np.ndarray] = {}
+    share = 0.4 / max(len(settings.projections), 1)
+    for i, method in enumerate(settings.projections):
+        step = _step(progress, 0.6 + i * share, 0.6 + (i + 1) * share, f"Projection {method.upper()}")
+        projections[method] = timer.run(f"projection:{method}", lambda: project(
+            model.input_embeddings, method, settings.seed, step, cancel))
+    info = ModelInfo(name=name, title=model.source.display_name, fingerprint=model.fingerprint,
+                     architecture=model.architecture, n_tokens=n, dim=dim, tied=model.tied,
+                     generative=model.generative, notes=list(model.notes))
+    progress(1.0, "Done: analysis complete")
+    return Analysis(model=info, settings=asdict(settings), table=table, scores=scores,
+                    labels=clusters.labels, centers=clusters.centers, inertia=clusters.inertia,
+                    reference=reference, projections=projections,
+                    flagged=np.zeros(n, dtype=bool), timings=timer.timings)
+
+
+def scan(name: str, settings: ScanSettings | None = None, progress: ProgressFn = no_progress,
+         cancel: CancelToken | None = None) -> tuple[LoadedModel, Analysis]:
+    """Load a model by name and analyse it: the whole headless pipeline."""
+    settings = settings or ScanSettings()
+    cancel = cancel or CancelToken()
+    start = time.perf_counter()
+    model = open_model(name, sub_progress(progress, 0.0, 0.3), cancel)
+    load_time = time.perf_counter() - start
+    analysis = analyse(model, name, settings, sub_progress(progress, 0.3, 1.0), cancel)
+    analysis.timings = {"load": round(load_time, 3), **analysis.timings}
+    return model, analysis

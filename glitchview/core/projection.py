@@ -1,0 +1,96 @@
+"""2-D maps of the embedding matrix: PCA at once, UMAP on request.
+
+PCA is an eigen-decomposition of the d x d covariance (one pass over the matrix, seconds on
+Gemma-3). UMAP runs on a PCA-50 reduction in a child process, so that a cancel stops it at once
+(the parent terminates the child) and a crash of numba cannot take the application down; its
+numba compile cache lives in GlitchView's cache folder so only the first run ever compiles."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from pathlib import Path
+from queue import Empty
+
+import numpy as np
+
+from .errors import GlitchViewError
+from .progress import CancelToken, ProgressFn, no_progress
+from .sources import cache_root
+
+UMAP_INPUT_DIM = 50
+
+
+def pca(matrix: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Project rows onto the top principal components. Returns (coords, explained variance ratio)."""
+    mean = matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
+    centred = matrix - mean
+    cov = (centred.T @ centred).astype(np.float64) / max(matrix.shape[0] - 1, 1)
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1][:n_components]
+    top = vectors[:, order].astype(np.float32)
+    # fix each component's sign so that the projection is reproducible across runs
+    signs = np.sign(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])])
+    top *= np.where(signs == 0, 1.0, signs).astype(np.float32)
+    coords = centred @ top
+    total = float(values.sum())
+    ratio = values[order] / total if total > 0 else np.zeros(len(order))
+    return np.ascontiguousarray(coords, dtype=np.float32), ratio
+
+
+def _umap_child(in_path: str, out_path: str, seed: int, n_neighbors: int, min_dist: float,
+                cache_dir: str, messages: "mp.Queue[str]") -> None:
+    os.environ["NUMBA_CACHE_DIR"] = cache_dir
+    messages.put("loading UMAP (numba; compiled once, then cached)")
+    import umap
+
+    data = np.load(in_path)
+    messages.put(f"UMAP: neighbour graph and layout of {data.shape[0]} points")
+    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
+                        low_memory=True, tqdm_kwds={"disable": True})
+    coords = reducer.fit_transform(data).astype(np.float32)
+    np.save(out_path, coords)
+
+
+def umap_projection(matrix: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
+                    progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> np.ndarray:
+    """UMAP of the rows (on their PCA-50 reduction), cancellable at any moment."""
+    cancel = cancel or CancelToken()
+    progress(0.02, f"PCA-{UMAP_INPUT_DIM} reduction for UMAP")
+    reduced, _ = pca(matrix, min(UMAP_INPUT_DIM, matrix.shape[1]))
+    numba_cache = cache_root() / "numba"
+    numba_cache.mkdir(parents=True, exist_ok=True)
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="glitchview-umap-") as tmp:
+        in_path, out_path = str(Path(tmp) / "in.npy"), str(Path(tmp) / "out.npy")
+        np.save(in_path, reduced)
+        messages = ctx.Queue()
+        child = ctx.Process(target=_umap_child, daemon=True,
+                            args=(in_path, out_path, seed, n_neighbors, min_dist, str(numba_cache), messages))
+        child.start()
+        started, fraction = time.monotonic(), 0.05
+        try:
+            while child.is_alive():
+                if cancel.cancelled:
+                    child.terminate()
+                    child.join(5)
+                    cancel.check()
+                try:
+                    message = messages.get(timeout=0.1)
+                    fraction = min(fraction + 0.3, 0.9)
+                except Empty:
+                    message = ""
+                if message:
+                    progress(fraction, message)
+            child.join()
+        finally:
+            if child.is_alive():
+                child.kill()
+        if child.exitcode != 0 or not Path(out_path).exists():
+            raise GlitchViewError(f"UMAP failed (worker exit code {child.exitcode}) after "
+                                  f"{time.monotonic() - started:.0f} s")
+        coords = np.load(out_path)
+    progress(1.0, "UMAP done")
+    return coords

@@ -1,0 +1,118 @@
+"""Analysis files: one analysis saved to one file and reopened without recomputing anything.
+
+Format (documented, never pickle): a NumPy `.npz` archive (a zip of `.npy` members, read with
+`allow_pickle=False`). Member `meta` holds UTF-8 JSON (format name and version, model info,
+settings, reference rule, timings, score names); strings are stored as one byte blob plus an
+offsets array each (`pieces`, `texts`, `bytes`); numeric columns are plain arrays named
+`flag_<name>`, `score_<name>`, `projection_<name>`, `labels`, `centers`, `category`,
+`reference_ids`, `flagged`. Files are written atomically."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import Analysis, ModelInfo
+from .errors import AnalysisFileError
+from .files import atomic_write
+from .reference import ReferenceSet
+from .vocab import FLAGS, TokenTable
+
+FORMAT_NAME = "glitchview-analysis"
+FORMAT_VERSION = 1
+SUFFIX = ".gva.npz"
+
+
+def _pack(items: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(items) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in items], out=offsets[1:])
+    return np.frombuffer(b"".join(items), dtype=np.uint8), offsets
+
+
+def _unpack(blob: np.ndarray, offsets: np.ndarray) -> list[bytes]:
+    raw = blob.tobytes()
+    return [raw[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+
+
+def _strings(items: list[str]) -> list[bytes]:
+    return [s.encode("utf-8", "surrogatepass") for s in items]
+
+
+def save_analysis(analysis: Analysis, path: Path) -> Path:
+    """Write `analysis` to `path` atomically (the previous file survives any failure)."""
+    path = Path(path)
+    table = analysis.table
+    arrays: dict[str, np.ndarray] = {}
+    for name, items in (("pieces", _strings(table.pieces)), ("texts", _strings(table.texts)),
+                        ("bytes", table.token_bytes)):
+        arrays[f"{name}_blob"], arrays[f"{name}_offsets"] = _pack(items)
+    for name, mask in table.flags.items():
+        arrays[f"flag_{name}"] = mask
+    for name, values in analysis.scores.items():
+        arrays[f"score_{name}"] = values
+    for name, coords in analysis.projections.items():
+        arrays[f"projection_{name}"] = coords
+    arrays.update(category=table.category, labels=analysis.labels, centers=analysis.centers,
+                  reference_ids=analysis.reference.ids, flagged=analysis.flagged)
+    meta = {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "model": asdict(analysis.model),
+        "settings": analysis.settings, "inertia": analysis.inertia, "reference_rule": analysis.reference.rule,
+        "timings": analysis.timings, "scores": list(analysis.scores), "projections": list(analysis.projections),
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def load_analysis(path: Path) -> Analysis:
+    """Read an analysis file; a missing, corrupt, foreign or newer file raises `AnalysisFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisFileError(f"no analysis file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise AnalysisFileError(f"{path.name} is not a readable GlitchView analysis (corrupt or "
+                                f"truncated?): {exc}") from exc
+    try:
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    except (KeyError, ValueError) as exc:
+        raise AnalysisFileError(f"{path.name} is not a GlitchView analysis file") from exc
+    if meta.get("format") != FORMAT_NAME:
+        raise AnalysisFileError(f"{path.name} is not a GlitchView analysis file")
+    if meta.get("version", 0) > FORMAT_VERSION:
+        raise AnalysisFileError(f"{path.name} was written by a newer GlitchView (format "
+                                f"{meta['version']}; this one reads up to {FORMAT_VERSION}); please upgrade")
+    try:
+        return _build(arrays, meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnalysisFileError(f"{path.name} is incomplete or damaged: {exc}") from exc
+
+
+def _build(arrays: dict[str, np.ndarray], meta: dict) -> Analysis:
+    def strings(name: str) -> list[str]:
+        return [b.decode("utf-8", "surrogatepass") for b in _unpack(arrays[f"{name}_blob"], arrays[f"{name}_offsets"])]
+
+    table = TokenTable(
+        pieces=strings("pieces"), texts=strings("texts"),
+        token_bytes=_unpack(arrays["bytes_blob"], arrays["bytes_offsets"]),
+        flags={name: arrays[f"flag_{name}"] for name in FLAGS}, category=arrays["category"],
+    )
+    n = len(table)
+    scores = {name: arrays[f"score_{name}"] for name in meta["scores"]}
+    projections = {name: arrays[f"projection_{name}"] for name in meta["projections"]}
+    for name, column in [*scores.items(), ("labels", arrays["labels"]), ("flagged", arrays["flagged"])]:
+        if len(column) != n:
+            raise ValueError(f"column {name} has {len(column)} rows, the token table {n}")
+    return Analysis(
+        model=ModelInfo(**meta["model"]), settings=meta["settings"], table=table, scores=scores,
+        labels=arrays["labels"], centers=arrays["centers"], inertia=float(meta["inertia"]),
+        reference=ReferenceSet(arrays["reference_ids"], meta["reference_rule"]),
+        projections=projections, flagged=arrays["flagged"], timings=meta.get("timings", {}),
+    )

@@ -1,0 +1,170 @@
+"""The token table: for every row of the embedding matrix, its raw piece, decoded text, exact
+bytes, tokenizer flags and a script/shape category.
+
+Built in one pass over the vocabulary with the Rust tokenizer's batch calls (decode and re-encode
+all tokens at once), then kept in the analysis so it is never rebuilt. Flags follow Land & Bartolo
+(2024): special tokens, byte tokens, partial UTF-8 pieces, and unreachable pieces (decoding the
+token and encoding the text again does not give the token back)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import regex
+
+CATEGORIES: tuple[str, ...] = (
+    "special", "byte_fragment", "whitespace", "digits", "punctuation", "emoji", "cjk",
+    "code_identifier", "latin_word", "non_latin", "mixed", "no_token",
+)
+FLAGS: tuple[str, ...] = ("special", "control", "byte", "partial_utf8", "unreachable", "whitespace", "no_token")
+
+_BYTE_FALLBACK = regex.compile(r"<0x([0-9A-Fa-f]{2})>")
+_CONTROL = regex.compile(r"[\p{Cc}\p{Cf}\p{Cs}\p{Co}]")
+_DIGITS = regex.compile(r"\p{N}+")
+_EMOJI = regex.compile(r"\p{Extended_Pictographic}")
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+_IDENTIFIER = regex.compile(r"[\p{Latin}\d_]*(?:_|\d[\p{Latin}]|[\p{Latin}]\d|\p{Ll}\p{Lu})[\p{Latin}\d_]*")
+_LATIN_WORD = regex.compile(r"\p{Latin}+(?:['’]\p{Latin}+)?")
+_PUNCT = regex.compile(r"[\p{P}\p{S}]+")
+_LETTER = regex.compile(r"\p{L}")
+_NON_LATIN_LETTER = regex.compile(r"(?!\p{Latin})\p{L}")
+_WORDPIECE_ANCHORS = ("0", "x", "q")
+
+
+@dataclass
+class TokenTable:
+    """One row per embedding row. Strings are Python lists; flags and categories numpy arrays."""
+
+    pieces: list[str]
+    texts: list[str]
+    token_bytes: list[bytes]
+    flags: dict[str, np.ndarray]
+    category: np.ndarray  # int8 index into CATEGORIES
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def category_names(self) -> np.ndarray:
+        return np.asarray(CATEGORIES, dtype=object)[self.category]
+
+    def flag_names(self, row: int) -> list[str]:
+        return [name for name in FLAGS if self.flags[name][row]]
+
+
+def _byte_level_decoder() -> dict[str, int]:
+    """GPT-2's byte-to-unicode table, inverted: the printable stand-in character of each byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def _piece_bytes(pieces: list[str], special: np.ndarray, tokenizer_kind: str, byte_level: bool) -> list[bytes]:
+    """The exact bytes each piece stands for, from the tokenizer's own piece spelling."""
+    table = _byte_level_decoder() if byte_level else {}
+    out: list[bytes] = []
+    for piece, is_special in zip(pieces, special):
+        if is_special or not piece:
+            out.append(piece.encode("utf-8", "surrogatepass"))
+        elif byte_level and all(c in table for c in piece):
+            out.append(bytes(table[c] for c in piece))
+        elif (m := _BYTE_FALLBACK.fullmatch(piece)) is not None:
+            out.append(bytes([int(m.group(1), 16)]))
+        elif tokenizer_kind == "WordPiece" and piece.startswith("##"):
+            out.append(piece[2:].encode("utf-8"))
+        else:
+            out.append(piece.replace("▁", " ").encode("utf-8"))
+    return out
+
+
+def _categorise(text: str, flags: dict[str, bool]) -> int:
+    if flags["no_token"]:
+        return CATEGORIES.index("no_token")
+    if flags["special"]:
+        return CATEGORIES.index("special")
+    if flags["byte"] or flags["partial_utf8"]:
+        return CATEGORIES.index("byte_fragment")
+    core = text.strip()
+    if not core:
+        return CATEGORIES.index("whitespace")
+    for name, pattern, whole in (("digits", _DIGITS, True), ("emoji", _EMOJI, False), ("cjk", _CJK, False),
+                                 ("code_identifier", _IDENTIFIER, True), ("latin_word", _LATIN_WORD, True),
+                                 ("punctuation", _PUNCT, True)):
+        if (pattern.fullmatch(core) if whole else pattern.search(core)) is not None:
+            return CATEGORIES.index(name)
+    if _NON_LATIN_LETTER.search(core) and not regex.search(r"\p{Latin}", core):
+        return CATEGORIES.index("non_latin")
+    return CATEGORIES.index("mixed")
+
+
+def _reachable(tokenizer: Any, texts: list[str], ids: list[int], pieces: list[str], wordpiece: bool) -> np.ndarray:
+    """Whether encoding each token's decoded text yields exactly that token (vectorised by the Rust
+    batch encoder). WordPiece continuation pieces (`##x`) are tried glued to a short anchor word."""
+    encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+    ok = np.fromiter((e.ids == [i] for e, i in zip(encodings, ids)), dtype=bool, count=len(ids))
+    if wordpiece:
+        retry = [k for k in np.flatnonzero(~ok) if pieces[k].startswith("##")]
+        for anchor in _WORDPIECE_ANCHORS:
+            if not retry:
+                break
+            found = tokenizer.encode_batch([anchor + pieces[k][2:] for k in retry], add_special_tokens=False)
+            hits = {k for k, e in zip(retry, found) if ids[k] in e.ids[1:]}
+            ok[list(hits)] = True
+            retry = [k for k in retry if k not in hits]
+    return ok
+
+
+def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
+    """Build the token table for an embedding matrix of `n_rows` rows."""
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    n_tok = min(vocab_size, n_rows)
+    ids = list(range(n_tok))
+    pieces = [tokenizer.id_to_token(i) or "" for i in ids]
+    special = np.zeros(n_rows, dtype=bool)
+    for token_id, added in tokenizer.get_added_tokens_decoder().items():
+        if added.special and token_id < n_rows:
+            special[token_id] = True
+    texts = tokenizer.decode_batch([[i] for i in ids], skip_special_tokens=False)
+    kind = type(tokenizer.model).__name__
+    byte_level = "ByteLevel" in repr(tokenizer.decoder)
+    token_bytes = _piece_bytes(pieces, special[:n_tok], kind, byte_level)
+
+    no_token = np.zeros(n_rows, dtype=bool)
+    no_token[n_tok:] = True
+    pieces += [""] * (n_rows - n_tok)
+    texts += [""] * (n_rows - n_tok)
+    token_bytes += [b""] * (n_rows - n_tok)
+
+    partial = np.fromiter((not _valid_utf8(b) for b in token_bytes), dtype=bool, count=n_rows)
+    byte_piece = np.fromiter(
+        ((_BYTE_FALLBACK.fullmatch(p) is not None) or (byte_level and len(b) == 1 and b[0] >= 0x80)
+         for p, b in zip(pieces, token_bytes)), dtype=bool, count=n_rows) & ~special
+    control = np.fromiter((_CONTROL.search(t) is not None for t in texts), dtype=bool, count=n_rows)
+    whitespace = np.fromiter((bool(t) and not t.strip() for t in texts), dtype=bool, count=n_rows)
+    unreachable = np.zeros(n_rows, dtype=bool)
+    candidates = np.flatnonzero(~special[:n_tok] & ~partial[:n_tok] & ~byte_piece[:n_tok])
+    reach = _reachable(tokenizer, [texts[i] for i in candidates], candidates.tolist(),
+                       [pieces[i] for i in candidates], kind == "WordPiece")
+    unreachable[candidates[~reach]] = True
+
+    flags = {"special": special, "control": control, "byte": byte_piece, "partial_utf8": partial,
+             "unreachable": unreachable, "whitespace": whitespace, "no_token": no_token}
+    category = np.fromiter(
+        (_categorise(texts[i], {name: bool(flags[name][i]) for name in FLAGS}) for i in range(n_rows)),
+        dtype=np.int8, count=n_rows)
+    return TokenTable(pieces, texts, token_bytes, flags, category)
+
+
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
