@@ -30,9 +30,9 @@ TOKEN_WIDTH = 28
 class StepBars:
     """One progress bar line per pipeline step on stderr (messages are 'Step: detail')."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 24) -> None:
-        self.stream, self.width = stream, width
-        self.tty = stream.isatty()
+    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+        self.stream, self.width = stream or sys.stderr, width
+        self.tty = self.stream.isatty()
         self.step, self.detail, self.fraction = "", "", 0.0
         self.step_start = self.last_draw = time.monotonic()
 

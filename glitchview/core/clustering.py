@@ -15,7 +15,7 @@ import torch
 
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
 
-SAMPLE_SIZE = 32_768
+SAMPLE_SIZE = 16_384
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def inertia_of(matrix: np.ndarray, labels: np.ndarray, centers: np.ndarray, chun
     return total
 
 
-def kmeans(matrix: np.ndarray, k: int = 20, seed: int = 0, n_init: int = 4, max_iter: int = 300,
+def kmeans(matrix: np.ndarray, k: int = 20, seed: int = 0, n_init: int = 10, max_iter: int = 300,
            tol: float = 1e-6, progress: ProgressFn = no_progress, cancel: CancelToken | None = None
            ) -> KMeansResult:
     """Cluster the rows of `matrix` into `k` clusters (see the module docstring for the method)."""

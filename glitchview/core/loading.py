@@ -8,6 +8,8 @@ tokenizer, keyed by the file's fingerprint, so the next open is the fast folder 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -160,18 +162,21 @@ def read_tokenizer(folder: Path) -> Any:
     path = folder / "tokenizer.json"
     try:
         if path.exists():
-            return Tokenizer.from_file(str(path))
-        from transformers import AutoTokenizer
+            tokenizer = Tokenizer.from_file(str(path))
+        else:
+            from transformers import AutoTokenizer
 
-        hf = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
-        backend = getattr(hf, "backend_tokenizer", None)
-        if backend is None:
-            raise ModelLoadError(f"the tokenizer in {folder} has no fast (tokenizer.json) form")
-        return backend
+            hf = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
+            tokenizer = getattr(hf, "backend_tokenizer", None)
+            if tokenizer is None:
+                raise ModelLoadError(f"the tokenizer in {folder} has no fast (tokenizer.json) form")
     except ModelLoadError:
         raise
     except Exception as exc:
         raise ModelLoadError(f"cannot read the tokenizer in {folder}: {exc}") from exc
+    tokenizer.no_padding()  # a saved padding/truncation setting would corrupt every re-encoding
+    tokenizer.no_truncation()
+    return tokenizer
 
 
 def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> None:
@@ -187,16 +192,17 @@ def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> No
     folder, name = str(source.path.parent), source.path.name
     progress(0.05, f"reading the GGUF tokenizer of {name} (first open only)")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
-        progress(0.35, f"dequantising the GGUF weights of {name} (first open only)")
-        try:
-            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, trust_remote_code=False,
-                                                         dtype=torch.float32)
-        except ValueError as exc:
-            if "Unrecognized configuration class" not in str(exc):
-                raise
-            model = AutoModel.from_pretrained(folder, gguf_file=name, trust_remote_code=False,
-                                              dtype=torch.float32)
+        with contextlib.redirect_stderr(io.StringIO()):  # transformers draws its own tqdm bars
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
+            progress(0.35, f"dequantising the GGUF weights of {name} (first open only)")
+            try:
+                model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, trust_remote_code=False,
+                                                             dtype=torch.float32)
+            except ValueError as exc:
+                if "Unrecognized configuration class" not in str(exc):
+                    raise
+                model = AutoModel.from_pretrained(folder, gguf_file=name, trust_remote_code=False,
+                                                  dtype=torch.float32)
     except Exception as exc:
         raise ModelLoadError(f"cannot read GGUF file {source.path}: {exc}") from exc
     progress(0.8, "writing the dequantised weights to the cache")

@@ -6,6 +6,7 @@ cancellation between chunks of work, and records its wall time in `Analysis.timi
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, TypeVar
@@ -33,7 +34,7 @@ class ScanSettings:
     indicator: str = DEFAULT_INDICATOR
     projections: tuple[str, ...] = ("pca",)
     reference_ids: list[int] | None = None
-    kmeans_inits: int = 4
+    kmeans_inits: int = 10
 
     def __post_init__(self) -> None:
         if self.indicator not in INDICATORS:
@@ -111,7 +112,8 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
                      architecture=model.architecture, n_tokens=n, dim=dim, tied=model.tied,
                      generative=model.generative, notes=list(model.notes))
     progress(1.0, "Done: analysis complete")
-    return Analysis(model=info, settings=asdict(settings), table=table, scores=scores,
+    settings_json = json.loads(json.dumps(asdict(settings)))  # exactly as an analysis file keeps them
+    return Analysis(model=info, settings=settings_json, table=table, scores=scores,
                     labels=clusters.labels, centers=clusters.centers, inertia=clusters.inertia,
                     reference=reference, projections=projections,
                     flagged=np.zeros(n, dtype=bool), timings=timer.timings)

@@ -65,7 +65,7 @@ def save_analysis(analysis: Analysis, path: Path) -> Path:
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     with atomic_write(path) as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, allow_pickle=False, **arrays)
     return path
 
 

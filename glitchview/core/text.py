@@ -11,13 +11,10 @@ import unicodedata
 import regex
 
 _SIMPLE = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-# control, format (bidi, zero-width), surrogate, private use, unassigned, line/paragraph separators
-_UNSAFE = regex.compile(r"[\\\n\r\t\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}]")
 _ESCAPE = regex.compile(r"\\(\\|n|r|t|x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
 
 
-def _escape_char(match: regex.Match) -> str:
-    char = match.group(0)
+def _escape_char(char: str) -> str:
     if char in _SIMPLE:
         return _SIMPLE[char]
     code = ord(char)
@@ -29,8 +26,12 @@ def _escape_char(match: regex.Match) -> str:
 
 
 def escape_text(text: str) -> str:
-    """Replace every invisible or layout-changing character by a visible escape."""
-    return _UNSAFE.sub(_escape_char, text)
+    """Replace every invisible or layout-changing character by a visible escape: control, format
+    (bidi overrides, zero-width), surrogate, private-use, unassigned, separator characters other
+    than the plain space (Python's `str.isprintable` is the judge), and the backslash itself."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(c if (c.isprintable() and c != "\\") else _escape_char(c) for c in text)
 
 
 def _unescape_match(match: regex.Match) -> str:

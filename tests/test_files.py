@@ -1,0 +1,137 @@
+"""Analysis files and CSV export: round trips, safety against formula injection, lossless bytes,
+clear errors for damaged files, atomic saves."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from glitchview.core.analysis import Analysis
+from glitchview.core.errors import AnalysisFileError
+from glitchview.core.export import read_token_bytes, safe_cell, write_csv, write_json
+from glitchview.core.pipeline import ScanSettings, scan
+from glitchview.core.session import load_analysis, save_analysis
+from glitchview.core.text import escape_text, unescape_text
+from tiny_models import TinyModel
+
+
+def assert_same_analysis(a: Analysis, b: Analysis) -> None:
+    assert a.model == b.model and a.settings == b.settings and a.inertia == b.inertia
+    assert a.table.pieces == b.table.pieces and a.table.texts == b.table.texts
+    assert a.table.token_bytes == b.table.token_bytes
+    np.testing.assert_array_equal(a.table.category, b.table.category)
+    for name in a.table.flags:
+        np.testing.assert_array_equal(a.table.flags[name], b.table.flags[name])
+    assert a.scores.keys() == b.scores.keys() and a.projections.keys() == b.projections.keys()
+    for name in a.scores:
+        np.testing.assert_array_equal(a.scores[name], b.scores[name])
+    for name in a.projections:
+        np.testing.assert_array_equal(a.projections[name], b.projections[name])
+    for x, y in ((a.labels, b.labels), (a.centers, b.centers), (a.flagged, b.flagged),
+                 (a.reference.ids, b.reference.ids)):
+        np.testing.assert_array_equal(x, y)
+    assert a.reference.rule == b.reference.rule and a.timings == b.timings
+
+
+@pytest.fixture(scope="module")
+def tiny_analysis(tiny_hf: TinyModel) -> Analysis:
+    return scan(str(tiny_hf.path), ScanSettings(clusters=5))[1]
+
+
+def test_analysis_round_trip(tiny_analysis: Analysis, tmp_path: Path) -> None:
+    tiny_analysis.flagged[[3, 40]] = True
+    path = save_analysis(tiny_analysis, tmp_path / "a.gva.npz")
+    assert_same_analysis(tiny_analysis, load_analysis(path))
+    with zipfile.ZipFile(path) as archive:  # a documented npz: plain .npy members, no pickle
+        assert "meta.npy" in archive.namelist()
+
+
+def test_saving_over_a_file_is_atomic(tiny_analysis: Analysis, tmp_path: Path) -> None:
+    path = save_analysis(tiny_analysis, tmp_path / "keep.gva.npz")
+    before = path.read_bytes()
+    tiny_analysis.scores["broken"] = object()  # not an array: saving fails midway
+    try:
+        with pytest.raises(Exception):
+            save_analysis(tiny_analysis, path)
+    finally:
+        del tiny_analysis.scores["broken"]
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.gva.npz"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_bytes(p.read_bytes()[:500]), "not a readable"),
+    (lambda p: p.write_text("hello"), "not a readable"),
+    (lambda p: np.savez(p.open("wb"), x=np.arange(3)), "not a GlitchView analysis"),
+])
+def test_damaged_files_give_clear_errors(tiny_analysis: Analysis, tmp_path: Path, damage, message: str) -> None:
+    path = save_analysis(tiny_analysis, tmp_path / "d.gva.npz")
+    damage(path)
+    with pytest.raises(AnalysisFileError, match=message):
+        load_analysis(path)
+
+
+def test_missing_analysis_file(tmp_path: Path) -> None:
+    with pytest.raises(AnalysisFileError, match="no analysis file"):
+        load_analysis(tmp_path / "nothing.gva.npz")
+
+
+def test_csv_export_round_trips_every_token(tiny_analysis: Analysis, tmp_path: Path) -> None:
+    path = tmp_path / "all.csv"
+    ids = tiny_analysis.top("norm", len(tiny_analysis))
+    assert write_csv(tiny_analysis, path, ids, "norm") == len(tiny_analysis)
+    back = read_token_bytes(path)
+    assert back == {i: b for i, b in enumerate(tiny_analysis.table.token_bytes)}
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["id"]) for r in rows] == ids.tolist()
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert float(rows[0]["norm"]) == tiny_analysis.scores["norm"][ids[0]]
+    for row in rows:
+        assert "\n" not in row["text"] and "\r" not in row["text"]
+
+
+def test_json_export(tiny_analysis: Analysis, tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "top.json"
+    write_json(tiny_analysis, path, tiny_analysis.top("norm", 5), "norm")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert len(data["tokens"]) == 5 and isinstance(data["tokens"][0]["norm"], float)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("=SUM(A1)", "'=SUM(A1)"), ("+1", "'+1"), ("-cmd", "'-cmd"), ("@x", "'@x"),
+    ("\tx", "\\tx"), ("\rx", "\\rx"), ("a\nb", "a\\nb"), ("\u202eevil", "\\u202eevil"), ("ok", "ok"),
+])
+def test_safe_cell(text: str, expected: str) -> None:
+    assert safe_cell(text) == expected
+
+
+@given(st.text())
+def test_escape_is_visible_and_one_to_one(text: str) -> None:
+    escaped = escape_text(text)
+    assert unescape_text(escaped) == text
+    assert not any(c in escaped for c in "\n\r\t\x00\u202e\u200b\u2028")
+    assert all(c.isprintable() or c == " " for c in escaped)
+
+
+@given(st.lists(st.binary(max_size=12), min_size=1, max_size=20))
+def test_csv_keeps_arbitrary_token_bytes(tiny_analysis: Analysis, tmp_path_factory, tokens: list[bytes]) -> None:
+    table = tiny_analysis.table
+    saved = list(table.token_bytes), list(table.texts)
+    try:
+        for i, data in enumerate(tokens):
+            table.token_bytes[i] = data
+            table.texts[i] = data.decode("utf-8", "replace")
+        path = tmp_path_factory.mktemp("csv") / "t.csv"
+        write_csv(tiny_analysis, path, range(len(tokens)), "norm")
+        assert read_token_bytes(path) == dict(enumerate(tokens))
+    finally:
+        table.token_bytes[:], table.texts[:] = saved

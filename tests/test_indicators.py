@@ -1,0 +1,102 @@
+"""Each indicator on a synthetic matrix with planted outliers: the planted rows must rank first
+from the indicator's suspicious end, and ranking works from both ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from glitchview.core.clustering import kmeans
+from glitchview.core.indicators import INDICATORS, ScoringInputs, compute_all, rank_order, ranks
+
+RNG = np.random.default_rng(7)
+N, D, K = 3000, 24, 6
+
+
+def _blobs() -> tuple[np.ndarray, np.ndarray]:
+    centers = RNG.normal(0, 8, size=(K, D))
+    labels = RNG.integers(0, K, N)
+    return (centers[labels] + RNG.normal(0, 1, size=(N, D))).astype(np.float32), labels
+
+
+def _inputs(matrix: np.ndarray, unembedding: np.ndarray | None = None,
+            reference: np.ndarray | None = None) -> ScoringInputs:
+    result = kmeans(matrix, K, seed=0)
+    return ScoringInputs(matrix, matrix if unembedding is None else unembedding, result.labels, result.centers,
+                         np.array([], dtype=np.int64) if reference is None else reference)
+
+
+def _first(scores: np.ndarray, name: str, count: int) -> set[int]:
+    return set(rank_order(scores, INDICATORS[name].suspicious)[:count].tolist())
+
+
+def test_every_indicator_declares_direction_and_description() -> None:
+    assert {"cluster_distance", "cluster_zscore", "centroid_distance", "norm", "unembedding_cosine",
+            "unembedding_cosine_pc1"} <= set(INDICATORS)
+    for ind in INDICATORS.values():
+        assert ind.suspicious in ("low", "high")
+        assert len(ind.description) > 20
+
+
+@pytest.mark.parametrize("name", ["cluster_distance", "cluster_zscore"])
+def test_far_from_own_centre_ranks_first(name: str) -> None:
+    matrix, labels = _blobs()
+    planted = np.array([10, 200, 1234])
+    matrix[planted] += RNG.normal(0, 1, size=(3, D)).astype(np.float32) * 6  # pushed off their blob
+    scores = compute_all(_inputs(matrix), [name])[name]
+    assert _first(scores, name, 3) == set(planted.tolist())
+
+
+def test_nearest_the_global_centroid_ranks_first() -> None:
+    matrix, _ = _blobs()
+    planted = np.array([5, 77, 999, 2500])
+    matrix[planted] = matrix.mean(axis=0) + RNG.normal(0, 0.01, size=(4, D)).astype(np.float32)
+    scores = compute_all(_inputs(matrix), ["centroid_distance"])["centroid_distance"]
+    assert _first(scores, "centroid_distance", 4) == set(planted.tolist())
+
+
+def test_small_norm_ranks_first() -> None:
+    matrix, _ = _blobs()
+    planted = np.array([3, 4, 2999])
+    matrix[planted] = 1e-3
+    scores = compute_all(_inputs(matrix), ["norm"])["norm"]
+    assert _first(scores, "norm", 3) == set(planted.tolist())
+    np.testing.assert_allclose(scores[0], np.linalg.norm(matrix[0].astype(np.float64)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["unembedding_cosine", "unembedding_cosine_pc1"])
+def test_rows_like_the_unused_reference_rank_first(name: str) -> None:
+    matrix, _ = _blobs()
+    unembedding = RNG.normal(0, 1, size=(N, D)).astype(np.float32) + 3.0  # a shared constant component
+    untrained_direction = RNG.normal(0, 1, size=D).astype(np.float32)
+    reference = np.arange(2900, 2920)
+    planted = np.array([15, 1500, 2222])
+    for rows in (reference, planted):
+        unembedding[rows] = 3.0 + untrained_direction + RNG.normal(0, 0.05, size=(len(rows), D))
+    scores = compute_all(_inputs(matrix, unembedding, reference), [name])[name]
+    first = _first(scores, name, len(reference) + len(planted))
+    assert set(planted.tolist()) <= first
+    assert set(reference.tolist()) <= first
+
+
+def test_unembedding_indicator_is_nan_without_reference_tokens() -> None:
+    matrix, _ = _blobs()
+    scores = compute_all(_inputs(matrix), ["unembedding_cosine"])["unembedding_cosine"]
+    assert np.isnan(scores).all()
+
+
+def test_both_ends_are_rankable_and_nan_goes_last() -> None:
+    scores = np.array([3.0, np.nan, 1.0, 2.0, 5.0])
+    assert rank_order(scores, "low").tolist() == [2, 3, 0, 4, 1]
+    assert rank_order(scores, "high").tolist() == [4, 0, 3, 2, 1]
+    assert ranks(scores, "low").tolist() == [3, 5, 1, 2, 4]
+
+
+def test_cluster_zscore_is_standardised_within_each_cluster() -> None:
+    matrix, _ = _blobs()
+    inputs = _inputs(matrix)
+    z = compute_all(inputs, ["cluster_zscore"])["cluster_zscore"]
+    for c in range(K):
+        members = z[inputs.labels == c]
+        assert abs(members.mean()) < 1e-6
+        assert abs(members.std() - 1.0) < 1e-6

@@ -1,0 +1,55 @@
+"""PCA against scikit-learn, UMAP in its child process (result and cancellation)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from glitchview.core.errors import Cancelled
+from glitchview.core.progress import CancelToken
+from glitchview.core.projection import pca, umap_projection
+
+
+def _blobs(n: int = 1200, d: int = 16, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, k, n)
+    centers = rng.normal(0, 10, size=(k, d))
+    return (centers[labels] + rng.normal(0, 1, size=(n, d))).astype(np.float32), labels
+
+
+def test_pca_matches_sklearn() -> None:
+    x, _ = _blobs()
+    coords, ratio = pca(x, 2)
+    ref = PCA(2).fit(x)
+    expected = ref.transform(x)
+    for c in range(2):
+        assert abs(np.corrcoef(coords[:, c], expected[:, c])[0, 1]) > 0.9999
+    np.testing.assert_allclose(ratio, ref.explained_variance_ratio_, rtol=1e-4)
+    np.testing.assert_array_equal(coords, pca(x, 2)[0])  # deterministic, signs fixed
+
+
+def test_umap_separates_clusters() -> None:
+    x, labels = _blobs()
+    messages: list[str] = []
+    coords = umap_projection(x, progress=lambda f, m: messages.append(m))
+    assert coords.shape == (len(x), 2) and np.isfinite(coords).all()
+    means = np.array([coords[labels == c].mean(0) for c in range(3)])
+    spread = max(coords[labels == c].std(0).max() for c in range(3))
+    gaps = [np.linalg.norm(means[a] - means[b]) for a in range(3) for b in range(a + 1, 3)]
+    assert min(gaps) > 2 * spread
+    assert messages[-1] == "UMAP done"
+
+
+def test_umap_cancel_stops_within_a_second() -> None:
+    x, _ = _blobs(n=20_000)
+    token = CancelToken()
+    timer = threading.Timer(1.0, token.cancel)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(Cancelled):
+        umap_projection(x, cancel=token)
+    assert time.monotonic() - start < 1.0 + 5.0  # cancel at 1 s; the child is terminated at once
