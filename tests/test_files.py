@@ -36,7 +36,10 @@ def assert_same_analysis(a: Analysis, b: Analysis) -> None:
     for x, y in ((a.labels, b.labels), (a.centers, b.centers), (a.flagged, b.flagged),
                  (a.reference.ids, b.reference.ids)):
         np.testing.assert_array_equal(x, y)
-    assert a.reference.rule == b.reference.rule and a.timings == b.timings
+    assert a.reference.rule == b.reference.rule and a.timings == b.timings and a.view == b.view
+    assert (a.selection is None) == (b.selection is None)
+    if a.selection is not None:
+        np.testing.assert_array_equal(a.selection, b.selection)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +49,8 @@ def tiny_analysis(tiny_hf: TinyModel) -> Analysis:
 
 def test_analysis_round_trip(tiny_analysis: Analysis, tmp_path: Path) -> None:
     tiny_analysis.flagged[[3, 40]] = True
+    tiny_analysis.selection = np.isin(np.arange(len(tiny_analysis)), [1, 2, 40])
+    tiny_analysis.view = {"colour_by": "cluster", "projection": "pca"}
     path = save_analysis(tiny_analysis, tmp_path / "a.gva.npz")
     assert_same_analysis(tiny_analysis, load_analysis(path))
     with zipfile.ZipFile(path) as archive:  # a documented npz: plain .npy members, no pickle

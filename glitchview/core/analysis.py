@@ -46,6 +46,8 @@ class Analysis:
     projections: dict[str, np.ndarray]
     flagged: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    selection: np.ndarray | None = None  # the user's map/table selection, kept across save/open
+    view: dict[str, Any] = field(default_factory=dict)  # how the window showed it: colour_by, projection
 
     def __len__(self) -> int:
         return len(self.table)

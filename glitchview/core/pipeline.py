@@ -21,7 +21,7 @@ from .progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .projection import pca, umap_projection
 from .reference import choose_reference
 from .sources import resolve
-from .vocab import build_token_table
+from .vocab import TokenTable, build_token_table
 
 PROJECTIONS = ("pca", "umap")
 T = TypeVar("T")
@@ -81,13 +81,14 @@ def project(matrix: np.ndarray, method: str, seed: int = 0, progress: ProgressFn
 
 
 def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: ProgressFn = no_progress,
-            cancel: CancelToken | None = None) -> Analysis:
-    """Run every analysis step on a loaded model."""
+            cancel: CancelToken | None = None, table: TokenTable | None = None) -> Analysis:
+    """Run every analysis step on a loaded model (reusing its token `table` when given)."""
     cancel = cancel or CancelToken()
     timer = _Timer()
     n, dim = model.input_embeddings.shape
     progress(0.0, "Token table: decoding and re-encoding every token")
-    table = timer.run("token_table", lambda: build_token_table(model.tokenizer, n))
+    if table is None or len(table) != n:
+        table = timer.run("token_table", lambda: build_token_table(model.tokenizer, n))
     progress(0.1, f"Token table: {n} tokens")
     cancel.check()
     clusters = timer.run("kmeans", lambda: kmeans(

@@ -11,6 +11,7 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from queue import Empty
 
@@ -44,6 +45,7 @@ def _umap_child(in_path: str, out_path: str, seed: int, n_neighbors: int, min_di
                 cache_dir: str, messages: "mp.Queue[str]") -> None:
     os.environ["NUMBA_CACHE_DIR"] = cache_dir
     messages.put("loading UMAP (numba; compiled once, then cached)")
+    warnings.filterwarnings("ignore", message="n_jobs value")  # seeded UMAP is single-threaded by design
     import umap
 
     data = np.load(in_path)

@@ -5,7 +5,8 @@ Format (documented, never pickle): a NumPy `.npz` archive (a zip of `.npy` membe
 settings, reference rule, timings, score names); strings are stored as one byte blob plus an
 offsets array each (`pieces`, `texts`, `bytes`); numeric columns are plain arrays named
 `flag_<name>`, `score_<name>`, `projection_<name>`, `labels`, `centers`, `category`,
-`reference_ids`, `flagged`. Files are written atomically."""
+`reference_ids`, `flagged` and, when saved from the window, `selection`. Files are written
+atomically."""
 
 from __future__ import annotations
 
@@ -58,10 +59,13 @@ def save_analysis(analysis: Analysis, path: Path) -> Path:
         arrays[f"projection_{name}"] = coords
     arrays.update(category=table.category, labels=analysis.labels, centers=analysis.centers,
                   reference_ids=analysis.reference.ids, flagged=analysis.flagged)
+    if analysis.selection is not None:
+        arrays["selection"] = analysis.selection
     meta = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "model": asdict(analysis.model),
         "settings": analysis.settings, "inertia": analysis.inertia, "reference_rule": analysis.reference.rule,
         "timings": analysis.timings, "scores": list(analysis.scores), "projections": list(analysis.projections),
+        "view": analysis.view,
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     with atomic_write(path) as handle:
@@ -115,4 +119,5 @@ def _build(arrays: dict[str, np.ndarray], meta: dict) -> Analysis:
         labels=arrays["labels"], centers=arrays["centers"], inertia=float(meta["inertia"]),
         reference=ReferenceSet(arrays["reference_ids"], meta["reference_rule"]),
         projections=projections, flagged=arrays["flagged"], timings=meta.get("timings", {}),
+        selection=arrays.get("selection"), view=meta.get("view", {}),
     )

@@ -1,11 +1,10 @@
-"""The desktop window (PySide6 + pyqtgraph) is built in the window issue; until it lands,
-`glitchview-gui` and `python main.py` run the headless scan of the default model instead."""
+"""The desktop window (PySide6 + pyqtgraph): map, outlier table, panels. No numeric work runs on
+the GUI thread: computations go through `workers.JobRunner` to the core."""
 
 from __future__ import annotations
 
 
 def main() -> int:
-    from ..cli import main as cli_main
+    from .app import main as app_main
 
-    print("GlitchView's window is not built yet: running the headless scan of the default model.")
-    return cli_main(["scan"])
+    return app_main()

@@ -1,0 +1,31 @@
+"""Everything the window needs to show an analysis, prepared off the GUI thread in one go:
+colourings, the spatial index of each projection, and each indicator's ranks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .analysis import Analysis
+from .colouring import Colouring, colour_options, colouring_for
+from .indicators import ranks
+from .mapindex import MapIndex, build_map_index
+from .progress import ProgressFn, no_progress
+
+
+@dataclass
+class ViewData:
+    colourings: dict[str, Colouring]
+    indexes: dict[str, MapIndex]
+    ranks: dict[str, np.ndarray]  # 1-based rank from each indicator's suspicious end
+
+
+def prepare_view_data(analysis: Analysis, progress: ProgressFn = no_progress) -> ViewData:
+    progress(0.0, "Preparing the map: colourings")
+    colourings = {name: colouring_for(analysis, name) for name in colour_options(analysis)}
+    progress(0.5, "Preparing the map: spatial index")
+    indexes = {name: build_map_index(coords, analysis.labels) for name, coords in analysis.projections.items()}
+    rank = {name: ranks(values, analysis.suspicious_end(name)) for name, values in analysis.scores.items()}
+    progress(1.0, "Preparing the map: done")
+    return ViewData(colourings, indexes, rank)

@@ -1,0 +1,126 @@
+"""Side panels: analysis settings (clusters, projection, indicator, flagging) and the token detail
+view that the prompt editor will join."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from ..core.indicators import INDICATORS
+from ..core.pipeline import PROJECTIONS
+from ..core.text import escape_text
+from .state import AnalysisState
+
+
+class SettingsPanel(QWidget):
+    reclusterRequested = Signal(int)
+    projectionRequested = Signal(str)
+    flagTopRequested = Signal(int)
+
+    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.clusters = QSpinBox(minimum=2, maximum=500, value=20)
+        self.recluster = QPushButton("Re-cluster")
+        self.recluster.clicked.connect(lambda: self.reclusterRequested.emit(self.clusters.value()))
+        self.projection = QComboBox()
+        self.projection.addItems([p.upper() for p in PROJECTIONS])
+        self.projection.activated.connect(lambda i: self.projectionRequested.emit(PROJECTIONS[i]))
+        self.indicator = QComboBox()
+        self.indicator.addItems(list(INDICATORS))
+        self.indicator.currentTextChanged.connect(self._indicator_changed)
+        self.indicator_help = QLabel(wordWrap=True)
+        self.indicator_help.setStyleSheet("color: #9aa0b0")
+        self.top_n = QSpinBox(minimum=1, maximum=1_000_000, value=100)
+        self.flag_top = QPushButton("Flag top N")
+        self.flag_top.clicked.connect(lambda: self.flagTopRequested.emit(self.top_n.value()))
+
+        form = QFormLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(self.clusters)
+        row.addWidget(self.recluster)
+        form.addRow("clusters k", row)
+        form.addRow("projection", self.projection)
+        form.addRow("indicator", self.indicator)
+        form.addRow(self.indicator_help)
+        row = QHBoxLayout()
+        row.addWidget(self.top_n)
+        row.addWidget(self.flag_top)
+        form.addRow("top N", row)
+        self.summary = QLabel(wordWrap=True)
+        self.summary.setStyleSheet("color: #9aa0b0")
+        form.addRow(self.summary)
+        state.analysisChanged.connect(self._sync)
+        state.projectionChanged.connect(self._sync)
+        state.flagsChanged.connect(self._sync)
+
+    def _indicator_changed(self, name: str) -> None:
+        ind = INDICATORS[name]
+        self.indicator_help.setText(f"{ind.description}. Suspicious end: {ind.suspicious}.")
+        if self.state.analysis is not None and self.state.indicator != name:
+            self.state.indicator = name
+            self.state.analysisChanged.emit()
+
+    def _sync(self) -> None:
+        a = self.state.analysis
+        if a is None:
+            return
+        self.clusters.setValue(len(a.centers))
+        self.projection.setCurrentIndex(PROJECTIONS.index(self.state.projection))
+        self.indicator.blockSignals(True)
+        self.indicator.setCurrentText(self.state.indicator)
+        self.indicator.blockSignals(False)
+        self._indicator_changed(self.state.indicator)
+        m = a.model
+        self.summary.setText(
+            f"{m.title}\n{m.n_tokens:,} tokens × {m.dim} · {'tied' if m.tied else 'untied'} · "
+            f"{m.architecture}\nk-means inertia {a.inertia:.6g}\nreference: {a.reference.rule}\n"
+            f"{int(a.flagged.sum()):,} flagged")
+
+
+class TokenDetail(QWidget):
+    """Everything known about one token, with its text shown safely (escaped)."""
+
+    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.text = QPlainTextEdit(readOnly=True)
+        self.text.setFont(QFont("monospace"))
+        self.text.setPlaceholderText("Select a token on the map or in the table.")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.text)
+        self.token_id = -1
+
+    def show_token(self, token_id: int) -> None:
+        a = self.state.analysis
+        if a is None or not 0 <= token_id < len(a):
+            return
+        self.token_id = token_id
+        t = a.table
+        lines = [f"id {token_id}   cluster {int(a.labels[token_id])}   category {t.category_names()[token_id]}",
+                 f"text   «{escape_text(t.texts[token_id])}»", f"piece  «{escape_text(t.pieces[token_id])}»",
+                 f"bytes  {t.token_bytes[token_id].hex(' ') or '(none)'}",
+                 f"flags  {', '.join(t.flag_names(token_id)) or 'none'}"
+                 f"{'   · FLAGGED' if a.flagged[token_id] else ''}", ""]
+        for name, values in a.scores.items():
+            rank = self.state.ranks[name][token_id]
+            lines.append(f"{name:<24} {values[token_id]:>12.6g}   rank {rank:>7,} from the "
+                         f"{a.suspicious_end(name)} end")
+        self.text.setPlainText("\n".join(lines))
+
+    def tooltip(self, token_id: int) -> str:
+        a = self.state.analysis
+        if a is None:
+            return ""
+        scores = "\n".join(f"{n}: {v[token_id]:.5g}" for n, v in a.scores.items())
+        return (f"«{escape_text(a.table.texts[token_id])}»  id {token_id}\ncluster {int(a.labels[token_id])} · "
+                f"{a.table.category_names()[token_id]}\n{scores}")
+
+
+def summarise_ids(ids: np.ndarray, limit: int = 8) -> str:
+    head = ", ".join(str(int(i)) for i in ids[:limit])
+    return head + (f", … ({len(ids):,} in all)" if len(ids) > limit else "")

@@ -1,0 +1,311 @@
+"""The outlier table: a Qt model over the analysis' numpy columns (no per-row Python objects),
+sorted and filtered by numpy index arrays; the view widget with its filter bar.
+
+Why no QSortFilterProxyModel in front: a proxy sorts and filters by calling back into Python once
+per row (262,144 calls for Gemma-3), which takes seconds; sorting the numpy index takes tens of
+milliseconds. The model therefore keeps `rows`, the token ids in display order."""
+
+from __future__ import annotations
+
+import numpy as np
+import regex
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QTableView, QVBoxLayout, QWidget)
+
+from ..core.indicators import INDICATORS
+from ..core.text import escape_text
+from ..core.vocab import CATEGORIES, FLAGS
+from .state import AnalysisState
+
+BASE_COLUMNS = ["id", "token", "category", "flags", "cluster"]
+SELECTED_BRUSH = QBrush(QColor(255, 45, 149, 70))
+Index = QModelIndex | QPersistentModelIndex
+
+
+class TokenTableModel(QAbstractTableModel):
+    def __init__(self, state: AnalysisState) -> None:
+        super().__init__()
+        self.state = state
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.columns: list[str] = []
+        self._escaped: list[str] = []
+        self._categories = np.asarray(CATEGORIES)
+        self._sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
+        self.filter_text, self.filter_regex = "", False
+        self.filter_category, self.filter_flag, self.filter_cluster = "", "", -1
+        self.only_selection = False
+        state.analysisChanged.connect(self.reset)
+        state.flagsChanged.connect(self._flags_changed)
+        state.selectionChanged.connect(self._selection_changed)
+
+    # --- structure ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.beginResetModel()
+        a = self.state.analysis
+        self.columns = [*BASE_COLUMNS, *(a.scores if a else []), "rank", "flagged"]
+        self._escaped = [escape_text(t) for t in a.table.texts] if a else []
+        self.rows = self._filtered_ids()
+        self._apply_sort()
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal:
+            name = self.columns[section]
+            if role == Qt.ItemDataRole.DisplayRole:
+                return name.replace("unembedding_", "unemb_").replace("_distance", "_dist")
+            if role == Qt.ItemDataRole.ToolTipRole:
+                if name in INDICATORS:
+                    return f"{name}: {INDICATORS[name].description} (suspicious: {INDICATORS[name].suspicious})"
+                if name == "rank":
+                    return f"rank by {self.state.indicator} from its suspicious end"
+                return name
+        return None
+
+    # --- cells -------------------------------------------------------------------------------
+    def token_id(self, row: int) -> int:
+        return int(self.rows[row])
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        a = self.state.analysis
+        if a is None or not index.isValid():
+            return None
+        i, name = int(self.rows[index.row()]), self.columns[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(i, name)
+        if role == Qt.ItemDataRole.CheckStateRole and name == "flagged":
+            return Qt.CheckState.Checked if a.flagged[i] else Qt.CheckState.Unchecked
+        if role == Qt.ItemDataRole.BackgroundRole and self.state.selection[i]:
+            return SELECTED_BRUSH
+        if role == Qt.ItemDataRole.TextAlignmentRole and name not in ("token", "category", "flags"):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.FontRole and name == "token":
+            return QFont("monospace")
+        if role == Qt.ItemDataRole.ToolTipRole and name == "token":
+            return f"piece: {escape_text(a.table.pieces[i])}\nbytes: {a.table.token_bytes[i].hex(' ')}"
+        return None
+
+    def _display(self, i: int, name: str) -> str | None:
+        a = self.state.analysis
+        if name == "id":
+            return str(i)
+        if name == "token":
+            return self._escaped[i]
+        if name == "category":
+            return str(self._categories[a.table.category[i]])
+        if name == "flags":
+            return ", ".join(a.table.flag_names(i))
+        if name == "cluster":
+            return str(int(a.labels[i]))
+        if name == "rank":
+            return str(int(self.state.ranks[self.state.indicator][i]))
+        if name in a.scores:
+            return f"{a.scores[name][i]:.5g}"
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        base = super().flags(index)
+        if index.isValid() and self.columns[index.column()] == "flagged":
+            return base | Qt.ItemFlag.ItemIsUserCheckable
+        return base
+
+    def setData(self, index: Index, value, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
+        if role == Qt.ItemDataRole.CheckStateRole and self.columns[index.column()] == "flagged":
+            checked = Qt.CheckState(value) == Qt.CheckState.Checked
+            self.state.set_flags([self.token_id(index.row())], checked)
+            return True
+        return False
+
+    # --- sorting and filtering on numpy ------------------------------------------------------
+    def sort_key(self, name: str) -> np.ndarray | list:
+        a = self.state.analysis
+        if name == "id":
+            return np.arange(len(a))
+        if name == "token":
+            return self._escaped
+        if name == "category":
+            return a.table.category
+        if name == "flags":
+            return sum(a.table.flags[f].astype(np.int64) << k for k, f in enumerate(FLAGS))
+        if name == "cluster":
+            return a.labels
+        if name == "rank":
+            return self.state.ranks[self.state.indicator]
+        if name == "flagged":
+            return a.flagged
+        return a.scores[name]
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.layoutAboutToBeChanged.emit()
+        self._sort = (column, order)
+        self._apply_sort()
+        self.layoutChanged.emit()
+
+    def _apply_sort(self) -> None:
+        """Order `rows` by the sort column (stable; NaN always last, in both directions)."""
+        column, order = self._sort
+        if self.state.analysis is None or not 0 <= column < len(self.columns):
+            return
+        key = self.sort_key(self.columns[column])
+        if isinstance(key, list):
+            ordered = np.array(sorted(self.rows.tolist(), key=key.__getitem__), dtype=np.int64)
+            missing = np.zeros(len(ordered), dtype=bool)
+        else:
+            values = np.asarray(key)[self.rows]
+            missing = np.isnan(values) if values.dtype.kind == "f" else np.zeros(len(values), dtype=bool)
+            perm = np.argsort(np.where(missing, 0, values), kind="stable")
+            ordered, missing = self.rows[perm], missing[perm]
+        present = ordered[~missing]
+        if order == Qt.SortOrder.DescendingOrder:
+            present = present[::-1]
+        self.rows = np.concatenate([present, ordered[missing]]).astype(np.int64)
+
+    def _filtered_ids(self) -> np.ndarray:
+        a = self.state.analysis
+        if a is None:
+            return np.zeros(0, dtype=np.int64)
+        mask = np.ones(len(a), dtype=bool)
+        if self.filter_category:
+            mask &= a.table.category == CATEGORIES.index(self.filter_category)
+        if self.filter_flag:
+            mask &= a.flagged if self.filter_flag == "flagged" else a.table.flags[self.filter_flag]
+        if self.filter_cluster >= 0:
+            mask &= a.labels == self.filter_cluster
+        if self.only_selection:
+            mask &= self.state.selection
+        if self.filter_text:
+            if self.filter_regex:
+                pattern = regex.compile(self.filter_text)
+                hits = [i for i in np.flatnonzero(mask) if pattern.search(self._escaped[i])]
+            else:
+                needle = self.filter_text.lower()
+                hits = [i for i in np.flatnonzero(mask) if needle in self._escaped[i].lower()]
+            mask = np.zeros(len(a), dtype=bool)
+            mask[np.asarray(hits, dtype=np.int64)] = True
+        return np.flatnonzero(mask)
+
+    def refilter(self) -> None:
+        """Apply the current filter settings (raises regex.error for a bad pattern)."""
+        self.beginResetModel()
+        try:
+            self.rows = self._filtered_ids()
+            self._apply_sort()
+        finally:
+            self.endResetModel()
+
+    def _flags_changed(self) -> None:
+        if self.filter_flag == "flagged":
+            self.refilter()
+        elif len(self.rows):
+            col = self.columns.index("flagged")
+            self.dataChanged.emit(self.index(0, col), self.index(len(self.rows) - 1, col))
+
+    def _selection_changed(self) -> None:
+        if self.only_selection:
+            self.refilter()
+        elif len(self.rows):
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(self.columns) - 1),
+                                  [Qt.ItemDataRole.BackgroundRole])
+
+
+class TokenTable(QWidget):
+    """Filter bar + table. Emits `tokensActivated` with the ids of the rows the user selects."""
+
+    tokensActivated = Signal(object)
+
+    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.model = TokenTableModel(state)
+        self.view = QTableView()
+        self.view.setModel(self.model)
+        self.view.setSortingEnabled(True)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(22)
+        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.view.setAlternatingRowColors(True)
+        self.view.selectionModel().selectionChanged.connect(self._rows_selected)
+
+        self.search = QLineEdit(placeholderText="filter tokens: text, or a regex")
+        self.search.setClearButtonEnabled(True)
+        self.search.returnPressed.connect(self.apply_filters)
+        self.use_regex = QCheckBox("regex")
+        self.category = QComboBox()
+        self.category.addItems(["any category", *CATEGORIES])
+        self.flag = QComboBox()
+        self.flag.addItems(["any flag", "flagged", *FLAGS])
+        self.cluster = QComboBox()
+        self.only_selection = QCheckBox("only selection")
+        for combo in (self.category, self.flag, self.cluster):
+            combo.currentIndexChanged.connect(self.apply_filters)
+        self.use_regex.toggled.connect(self.apply_filters)
+        self.only_selection.toggled.connect(self.apply_filters)
+        self.count = QLabel()
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #ff6b6b")
+
+        search_row, filter_row = QHBoxLayout(), QHBoxLayout()
+        for w in (self.search, self.use_regex, self.only_selection):
+            search_row.addWidget(w)
+        search_row.setStretch(0, 1)
+        for w in (self.category, self.flag, self.cluster):
+            filter_row.addWidget(w, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(search_row)
+        layout.addLayout(filter_row)
+        layout.addWidget(self.view)
+        status = QHBoxLayout()
+        status.addWidget(self.count)
+        status.addWidget(self.error, 1)
+        layout.addLayout(status)
+        state.analysisChanged.connect(self._on_analysis)
+        self.model.modelReset.connect(self._update_count)
+        state.selectionChanged.connect(self._update_count)
+
+    def _on_analysis(self) -> None:
+        a = self.state.analysis
+        self.cluster.blockSignals(True)
+        self.cluster.clear()
+        self.cluster.addItems(["any cluster", *(f"cluster {c}" for c in range(len(a.centers)))])
+        self.cluster.blockSignals(False)
+        rank_col = self.model.columns.index("rank")
+        self.view.sortByColumn(rank_col, Qt.SortOrder.AscendingOrder)
+        self.view.resizeColumnsToContents()
+        self.view.setColumnWidth(self.model.columns.index("token"), 180)
+        self.view.setColumnWidth(self.model.columns.index("flags"), 110)
+        self._update_count()
+
+    def apply_filters(self) -> None:
+        m = self.model
+        m.filter_text, m.filter_regex = self.search.text(), self.use_regex.isChecked()
+        m.filter_category = self.category.currentText() if self.category.currentIndex() > 0 else ""
+        m.filter_flag = self.flag.currentText() if self.flag.currentIndex() > 0 else ""
+        m.filter_cluster = self.cluster.currentIndex() - 1
+        m.only_selection = self.only_selection.isChecked()
+        try:
+            m.refilter()
+            self.error.clear()
+        except regex.error as exc:
+            self.error.setText(f"bad regex: {exc}")
+
+    def _update_count(self) -> None:
+        total = len(self.state.analysis) if self.state.analysis else 0
+        self.count.setText(f"{len(self.model.rows):,} of {total:,} tokens · {int(self.state.selection.sum()):,} selected")
+
+    def _rows_selected(self) -> None:
+        rows = sorted({index.row() for index in self.view.selectionModel().selectedRows()})
+        if rows:
+            self.tokensActivated.emit(self.model.rows[np.asarray(rows)])
+
+    def selected_row_ids(self) -> np.ndarray:
+        rows = sorted({index.row() for index in self.view.selectionModel().selectedRows()})
+        return self.model.rows[np.asarray(rows, dtype=np.int64)] if rows else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,245 @@
+"""The desktop window, driven offscreen through its real widgets (pytest-qt): analysis on tiny and
+real models, map selection by API and by synthesised mouse drags, the linked table, flags and
+export, failing and cancelled jobs, saving and reopening an analysis."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from glitchview.core.indicators import INDICATORS
+from glitchview.gui.app import create_application
+from glitchview.gui.main_window import MainWindow
+from tiny_models import TinyModel
+
+LOAD_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture
+def window(qtbot):
+    create_application()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def open_and_wait(qtbot, win: MainWindow, name: str) -> None:
+    with qtbot.waitSignal(win.state.analysisChanged, timeout=LOAD_TIMEOUT_MS):
+        win.open_model(name)
+
+
+def wait_job(qtbot, win: MainWindow) -> None:
+    qtbot.waitUntil(lambda: not win.jobs.busy, timeout=LOAD_TIMEOUT_MS)
+
+
+def drawn_points(win: MainWindow) -> int:
+    return sum(poly.size() for _, poly in win.map.points._groups)
+
+
+def _send(widget, kind: QEvent.Type, pos: QPoint, buttons, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    button = Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton
+    event = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons, modifiers)
+    QApplication.sendEvent(widget, event)
+
+
+def drag(win: MainWindow, path: list[QPoint], modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """A real left-button drag through the map's viewport, point by point."""
+    viewport = win.map.viewport()
+    held = Qt.MouseButton.LeftButton
+    _send(viewport, QEvent.Type.MouseButtonPress, path[0], held, modifiers)
+    for pos in path[1:]:
+        QTest.qWait(15)  # pyqtgraph drops mouse moves that come faster than 100 per second, as a hand's do not
+        _send(viewport, QEvent.Type.MouseMove, pos, held, modifiers)
+        QApplication.processEvents()
+    _send(viewport, QEvent.Type.MouseButtonRelease, path[-1], Qt.MouseButton.NoButton, modifiers)
+    QApplication.processEvents()
+
+
+def to_view(win: MainWindow, pos: QPoint) -> tuple[float, float]:
+    p = win.map.box.mapSceneToView(win.map.mapToScene(pos))
+    return p.x(), p.y()
+
+
+def inside_triangle(coords: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """Independent check: a point is inside a triangle when the three edge cross products agree."""
+    signs = []
+    for k in range(3):
+        (ax, ay), (bx, by) = tri[k], tri[(k + 1) % 3]
+        signs.append((bx - ax) * (coords[:, 1] - ay) - (by - ay) * (coords[:, 0] - ax))
+    s = np.stack(signs)
+    return (s >= 0).all(0) | (s <= 0).all(0)
+
+
+def test_tiny_model_one_point_per_token_and_table(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    assert drawn_points(window) == tiny_hf.vocab_size
+    assert window.table.model.rowCount() == tiny_hf.vocab_size
+    assert window.state.coords.shape == (tiny_hf.vocab_size, 2)
+    token = 17
+    x, y = window.state.coords[token]
+    sx, sy = window.map.pixel_size()
+    assert window.map.index.nearest(x + sx, y, sx, sy, 6.0) in {token} | set(
+        np.flatnonzero(np.hypot((window.state.coords[:, 0] - x) / sx, (window.state.coords[:, 1] - y) / sy) < 2))
+    assert "id 17" in window.detail.tooltip(token)
+
+
+def test_rectangle_and_lasso_by_api_and_by_mouse(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    coords = window.state.coords
+    (x0, x1), (y0, y1) = np.percentile(coords[:, 0], [20, 70]), np.percentile(coords[:, 1], [10, 60])
+    window.state.select_rect(x0, y0, x1, y1)
+    expected = (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
+    np.testing.assert_array_equal(window.state.selection, expected)
+    window.table.only_selection.setChecked(True)
+    assert sorted(window.table.model.rows.tolist()) == np.flatnonzero(expected).tolist()
+    window.table.only_selection.setChecked(False)
+
+    tri = np.array([[coords[:, 0].min(), coords[:, 1].min()], [coords[:, 0].max(), coords[:, 1].min()],
+                    [np.median(coords[:, 0]), coords[:, 1].max()]])
+    window.state.select_polygon(tri)
+    np.testing.assert_array_equal(window.state.selection, inside_triangle(coords, tri))
+
+    # the same through the mouse: a rectangle drag, then a lasso drag that removes (Ctrl)
+    rect = window.map.viewport().rect()
+    a, b = QPoint(int(rect.width() * 0.3), int(rect.height() * 0.3)), QPoint(int(rect.width() * 0.7), int(rect.height() * 0.75))
+    window.set_tool("rect")
+    drag(window, [QPoint(int(a.x() + (b.x() - a.x()) * t), int(a.y() + (b.y() - a.y()) * t))
+                  for t in np.linspace(0, 1, 12)])
+    (vx0, vy0), (vx1, vy1) = to_view(window, a), to_view(window, b)
+    expected = ((coords[:, 0] >= min(vx0, vx1)) & (coords[:, 0] <= max(vx0, vx1)) &
+                (coords[:, 1] >= min(vy0, vy1)) & (coords[:, 1] <= max(vy0, vy1)))
+    assert expected.sum() > 5
+    np.testing.assert_array_equal(window.state.selection, expected)
+
+    window.set_tool("lasso")
+    corners = [QPoint(int(rect.width() * 0.2), int(rect.height() * 0.9)), QPoint(int(rect.width() * 0.8), int(rect.height() * 0.9)),
+               QPoint(int(rect.width() * 0.5), int(rect.height() * 0.1))]
+    lasso = []
+    for k in range(3):  # walk each edge in small steps, as a hand would
+        p, q = corners[k], corners[(k + 1) % 3]
+        lasso += [QPoint(int(p.x() + (q.x() - p.x()) * t), int(p.y() + (q.y() - p.y()) * t)) for t in np.linspace(0, 1, 8)]
+    before = window.state.selection.copy()
+    drag(window, lasso, Qt.KeyboardModifier.ControlModifier)
+    tri_view = np.array([to_view(window, c) for c in corners])
+    np.testing.assert_array_equal(window.state.selection, before & ~inside_triangle(coords, tri_view))
+
+    window.set_tool("pan")
+    window.state.select_ids([5, 9])
+    qtbot.keyClick(window.map, Qt.Key.Key_Escape)
+    assert not window.state.selection.any()
+
+
+def test_sort_filter_flag_export(qtbot, window: MainWindow, tiny_hf: TinyModel, tmp_path: Path) -> None:
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    a, model = window.state.analysis, window.table.model
+    for name in ("norm", "cluster_distance"):
+        col = model.columns.index(name)
+        window.table.view.sortByColumn(col, Qt.SortOrder.AscendingOrder)
+        assert model.token_id(0) == int(np.nanargmin(a.scores[name]))
+        window.table.view.sortByColumn(col, Qt.SortOrder.DescendingOrder)
+        assert model.token_id(0) == int(np.nanargmax(a.scores[name]))
+
+    window.table.search.setText(r"^ (the|and)$")
+    window.table.use_regex.setChecked(True)
+    window.table.apply_filters()
+    assert sorted(a.table.texts[i] for i in model.rows) == [" and", " the"]
+    window.table.search.setText("(unclosed")
+    window.table.apply_filters()
+    assert "bad regex" in window.table.error.text()
+    window.table.search.clear()
+    window.table.use_regex.setChecked(False)
+    window.table.apply_filters()
+    assert model.rowCount() == len(a)
+
+    eq = a.table.texts.index("=")
+    flag_col = model.columns.index("flagged")
+    row = int(np.flatnonzero(model.rows == eq)[0])
+    assert model.setData(model.index(row, flag_col), Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
+    window.settings_panel.top_n.setValue(5)
+    window.settings_panel.flag_top.click()
+    expected = {eq, *a.top(window.state.indicator, 5).tolist()}
+    assert set(np.flatnonzero(a.flagged).tolist()) == expected
+
+    out = tmp_path / "flagged.csv"
+    window.export("flagged", str(out))
+    wait_job(qtbot, window)
+    with out.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {int(r["id"]) for r in rows} == expected
+    assert list(rows[0]) == ["id", "piece", "text", "bytes_hex", "category", "flags", "cluster", *INDICATORS,
+                             "rank", "ranked_by", "flagged"]
+    by_id = {int(r["id"]): r for r in rows}
+    assert by_id[eq]["text"] == "'=" and bytes.fromhex(by_id[eq]["bytes_hex"]) == b"="
+    assert all(r["flagged"] == "1" for r in rows)
+
+
+def test_failed_job_keeps_window_usable_and_cancel(qtbot, window: MainWindow, tiny_hf: TinyModel, tmp_path: Path) -> None:
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 20)
+    with qtbot.waitSignal(window.jobs.failed, timeout=60_000):
+        window.open_model(str(bad))
+    assert "broken.gguf" in window.last_error
+    assert window.state.analysis is not None and drawn_points(window) == tiny_hf.vocab_size
+    window.state.select_ids([1, 2, 3])
+    assert window.state.selection.sum() == 3
+
+    window.request_projection("umap")  # a long job in a child process
+    qtbot.wait(1500)
+    assert window.jobs.busy
+    start = time.monotonic()
+    with qtbot.waitSignal(window.jobs.cancelled, timeout=5_000):
+        window.cancel_button.click()
+    assert time.monotonic() - start < 1.0
+    assert "umap" not in window.state.indexes and window.state.projection == "pca"
+
+
+def test_save_and_reopen_restores_selection_flags_colouring(qtbot, window: MainWindow, tiny_hf: TinyModel,
+                                                            tmp_path: Path) -> None:
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    window.state.select_ids([3, 4, 50])
+    window.state.set_flags([7, 8])
+    window.request_colouring("cluster")
+    path = tmp_path / "saved.gva.npz"
+    window.save_to(str(path))
+    wait_job(qtbot, window)
+    assert path.exists()
+
+    other = MainWindow()
+    qtbot.addWidget(other)
+    with qtbot.waitSignal(other.state.analysisChanged, timeout=60_000):
+        other.open_analysis(str(path))
+    assert other.state.selected_ids().tolist() == [3, 4, 50]
+    assert np.flatnonzero(other.state.analysis.flagged).tolist() == [7, 8]
+    assert other.state.colour_by == "cluster" and other.colour_by.currentText() == "cluster"
+    np.testing.assert_array_equal(other.state.coords, window.state.coords)
+    assert drawn_points(other) == tiny_hf.vocab_size
+
+
+def test_find_token_and_recluster(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    assert window.find_token("#12").tolist() == [12]
+    found = window.find_token(" the")
+    assert window.state.analysis.table.texts.index(" the") in found.tolist()
+    window.state.set_flags([5])
+    with qtbot.waitSignal(window.state.analysisChanged, timeout=60_000):
+        window.recluster(6)
+    assert len(window.state.analysis.centers) == 6 and window.state.analysis.flagged[5]
+
+
+@pytest.mark.slow
+def test_real_smollm2_window(qtbot, window: MainWindow) -> None:
+    open_and_wait(qtbot, window, "smollm2")
+    assert drawn_points(window) == 49_152 and window.table.model.rowCount() == 49_152
+    rank_first = window.table.model.token_id(0)
+    assert window.state.ranks[window.state.indicator][rank_first] == 1
