@@ -43,7 +43,7 @@ def wait_job(qtbot, win: MainWindow) -> None:
 
 
 def drawn_points(win: MainWindow) -> int:
-    return sum(poly.size() for _, poly in win.map.points._groups)
+    return win.map.points.count
 
 
 def _send(widget, kind: QEvent.Type, pos: QPoint, buttons, modifiers=Qt.KeyboardModifier.NoModifier) -> None:

@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +35,21 @@ _GENERATIVE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"
 
 @dataclass
 class LoadedModel:
-    """A model as GlitchView needs it: tokenizer, embedding matrices and what is known about it."""
+    """A model as GlitchView needs it: embedding matrices, tokenizer (read on first use: a cached
+    token table makes it unnecessary for an analysis) and what is known about it."""
 
     source: ModelSource
     fingerprint: str
     folder: Path
-    tokenizer: Any  # tokenizers.Tokenizer
     input_embeddings: np.ndarray
     output_embeddings: np.ndarray | None  # None when tied to the input embeddings
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The fast (Rust) `tokenizers.Tokenizer` of the model."""
+        return read_tokenizer(self.folder)
 
     @property
     def tied(self) -> bool:
@@ -261,19 +267,16 @@ def load_model(source: ModelSource, progress: ProgressFn = no_progress,
     if config.get("auto_map") or config.get("trust_remote_code"):
         notes.append("config asks for custom code (auto_map); GlitchView never runs it and reads "
                      "the weights directly")
-    progress(0.9, "reading the tokenizer")
-    tokenizer = read_tokenizer(folder)
+    if not (folder / "tokenizer.json").exists() and not any(folder.glob("vocab.*")) \
+            and not any(folder.glob("*.model")):
+        raise ModelLoadError(f"no tokenizer in {folder} (expected tokenizer.json)")
     cancel.check()
-    progress(0.95, "reading the embedding matrices")
+    progress(0.9, "reading the embedding matrices")
     inputs, outputs = read_embeddings(folder)
     if not np.isfinite(inputs).all() or (outputs is not None and not np.isfinite(outputs).all()):
         raise ModelLoadError(f"the embedding matrix of {source.display_name} holds NaN or infinite values")
-    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    if vocab > inputs.shape[0]:
-        notes.append(f"the tokenizer has {vocab} tokens but the embedding matrix only {inputs.shape[0]} "
-                     f"rows: ids {inputs.shape[0]}..{vocab - 1} have no embedding and crash the model")
     progress(1.0, f"loaded {inputs.shape[0]} x {inputs.shape[1]} embeddings")
-    return LoadedModel(source, fp, folder, tokenizer, np.ascontiguousarray(inputs),
+    return LoadedModel(source, fp, folder, np.ascontiguousarray(inputs),
                        None if outputs is None else np.ascontiguousarray(outputs), config, notes)
 
 

@@ -21,7 +21,7 @@ from .progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .projection import pca, umap_projection
 from .reference import choose_reference
 from .sources import resolve
-from .vocab import TokenTable, build_token_table
+from .vocab import TokenTable, cached_token_table
 
 PROJECTIONS = ("pca", "umap")
 T = TypeVar("T")
@@ -88,8 +88,12 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
     n, dim = model.input_embeddings.shape
     progress(0.0, "Token table: decoding and re-encoding every token")
     if table is None or len(table) != n:
-        table = timer.run("token_table", lambda: build_token_table(model.tokenizer, n))
+        table = timer.run("token_table", lambda: cached_token_table(model.fingerprint, n, lambda: model.tokenizer))
     progress(0.1, f"Token table: {n} tokens")
+    notes = list(model.notes)
+    if table.tokenizer_size > n:
+        notes.append(f"the tokenizer has {table.tokenizer_size} tokens but the embedding matrix only {n} rows: "
+                     f"ids {n}..{table.tokenizer_size - 1} have no embedding and crash the model")
     cancel.check()
     clusters = timer.run("kmeans", lambda: kmeans(
         model.input_embeddings, settings.clusters, seed=settings.seed, n_init=settings.kmeans_inits,
@@ -111,7 +115,7 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
             model.input_embeddings, method, settings.seed, step, cancel))
     info = ModelInfo(name=name, title=model.source.display_name, fingerprint=model.fingerprint,
                      architecture=model.architecture, n_tokens=n, dim=dim, tied=model.tied,
-                     generative=model.generative, notes=list(model.notes))
+                     generative=model.generative, notes=notes)
     progress(1.0, "Done: analysis complete")
     settings_json = json.loads(json.dumps(asdict(settings)))  # exactly as an analysis file keeps them
     return Analysis(model=info, settings=settings_json, table=table, scores=scores,

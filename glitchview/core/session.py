@@ -21,26 +21,11 @@ from .analysis import Analysis, ModelInfo
 from .errors import AnalysisFileError
 from .files import atomic_write
 from .reference import ReferenceSet
-from .vocab import FLAGS, TokenTable
+from .vocab import table_arrays, table_from_arrays
 
 FORMAT_NAME = "glitchview-analysis"
 FORMAT_VERSION = 1
 SUFFIX = ".gva.npz"
-
-
-def _pack(items: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    offsets = np.zeros(len(items) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in items], out=offsets[1:])
-    return np.frombuffer(b"".join(items), dtype=np.uint8), offsets
-
-
-def _unpack(blob: np.ndarray, offsets: np.ndarray) -> list[bytes]:
-    raw = blob.tobytes()
-    return [raw[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
-
-
-def _strings(items: list[str]) -> list[bytes]:
-    return [s.encode("utf-8", "surrogatepass") for s in items]
 
 
 def save_analysis(analysis: Analysis, path: Path) -> Path:
@@ -48,16 +33,12 @@ def save_analysis(analysis: Analysis, path: Path) -> Path:
     path = Path(path)
     table = analysis.table
     arrays: dict[str, np.ndarray] = {}
-    for name, items in (("pieces", _strings(table.pieces)), ("texts", _strings(table.texts)),
-                        ("bytes", table.token_bytes)):
-        arrays[f"{name}_blob"], arrays[f"{name}_offsets"] = _pack(items)
-    for name, mask in table.flags.items():
-        arrays[f"flag_{name}"] = mask
+    arrays.update(table_arrays(table))
     for name, values in analysis.scores.items():
         arrays[f"score_{name}"] = values
     for name, coords in analysis.projections.items():
         arrays[f"projection_{name}"] = coords
-    arrays.update(category=table.category, labels=analysis.labels, centers=analysis.centers,
+    arrays.update(labels=analysis.labels, centers=analysis.centers,
                   reference_ids=analysis.reference.ids, flagged=analysis.flagged)
     if analysis.selection is not None:
         arrays["selection"] = analysis.selection
@@ -100,14 +81,7 @@ def load_analysis(path: Path) -> Analysis:
 
 
 def _build(arrays: dict[str, np.ndarray], meta: dict) -> Analysis:
-    def strings(name: str) -> list[str]:
-        return [b.decode("utf-8", "surrogatepass") for b in _unpack(arrays[f"{name}_blob"], arrays[f"{name}_offsets"])]
-
-    table = TokenTable(
-        pieces=strings("pieces"), texts=strings("texts"),
-        token_bytes=_unpack(arrays["bytes_blob"], arrays["bytes_offsets"]),
-        flags={name: arrays[f"flag_{name}"] for name in FLAGS}, category=arrays["category"],
-    )
+    table = table_from_arrays(arrays)
     n = len(table)
     scores = {name: arrays[f"score_{name}"] for name in meta["scores"]}
     projections = {name: arrays[f"projection_{name}"] for name in meta["projections"]}

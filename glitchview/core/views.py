@@ -12,6 +12,7 @@ from .colouring import Colouring, colour_options, colouring_for
 from .indicators import ranks
 from .mapindex import MapIndex, build_map_index
 from .progress import ProgressFn, no_progress
+from .text import escape_text
 
 
 @dataclass
@@ -19,6 +20,7 @@ class ViewData:
     colourings: dict[str, Colouring]
     indexes: dict[str, MapIndex]
     ranks: dict[str, np.ndarray]  # 1-based rank from each indicator's suspicious end
+    escaped_texts: list[str]  # every token's text, escaped for display
 
 
 def prepare_view_data(analysis: Analysis, progress: ProgressFn = no_progress) -> ViewData:
@@ -27,5 +29,6 @@ def prepare_view_data(analysis: Analysis, progress: ProgressFn = no_progress) ->
     progress(0.5, "Preparing the map: spatial index")
     indexes = {name: build_map_index(coords, analysis.labels) for name, coords in analysis.projections.items()}
     rank = {name: ranks(values, analysis.suspicious_end(name)) for name, values in analysis.scores.items()}
+    escaped = [escape_text(t) for t in analysis.table.texts]
     progress(1.0, "Preparing the map: done")
-    return ViewData(colourings, indexes, rank)
+    return ViewData(colourings, indexes, rank, escaped)

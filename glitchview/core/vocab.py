@@ -8,11 +8,16 @@ token and encoding the text again does not give the token back)."""
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import regex
+
+from .blobs import pack, pack_strings, unpack, unpack_strings
+from .files import atomic_write
+from .sources import cache_root
 
 CATEGORIES: tuple[str, ...] = (
     "special", "byte_fragment", "whitespace", "digits", "punctuation", "emoji", "cjk",
@@ -31,6 +36,8 @@ _PUNCT = regex.compile(r"[\p{P}\p{S}]+")
 _LETTER = regex.compile(r"\p{L}")
 _NON_LATIN_LETTER = regex.compile(r"(?!\p{Latin})\p{L}")
 _WORDPIECE_ANCHORS = ("0", "x", "q")
+BATCH = 2048
+TABLE_CACHE_VERSION = 1
 
 
 @dataclass
@@ -42,6 +49,7 @@ class TokenTable:
     token_bytes: list[bytes]
     flags: dict[str, np.ndarray]
     category: np.ndarray  # int8 index into CATEGORIES
+    tokenizer_size: int = 0  # tokens the tokenizer knows (may differ from the matrix rows)
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -107,7 +115,7 @@ def _categorise(text: str, flags: dict[str, bool]) -> int:
 def _reachable(tokenizer: Any, texts: list[str], ids: list[int], pieces: list[str], wordpiece: bool) -> np.ndarray:
     """Whether encoding each token's decoded text yields exactly that token (vectorised by the Rust
     batch encoder). WordPiece continuation pieces (`##x`) are tried glued to a short anchor word."""
-    encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+    encodings = _chunked(lambda chunk: tokenizer.encode_batch(chunk, add_special_tokens=False), texts)
     ok = np.fromiter((e.ids == [i] for e, i in zip(encodings, ids)), dtype=bool, count=len(ids))
     if wordpiece:
         retry = [k for k in np.flatnonzero(~ok) if pieces[k].startswith("##")]
@@ -121,6 +129,14 @@ def _reachable(tokenizer: Any, texts: list[str], ids: list[int], pieces: list[st
     return ok
 
 
+def _chunked(call, items: list, size: int = BATCH) -> list:
+    """Run a Rust batch call in chunks: it holds the GIL while it runs, and the GUI thread needs it."""
+    out: list = []
+    for start in range(0, len(items), size):
+        out.extend(call(items[start:start + size]))
+    return out
+
+
 def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
     """Build the token table for an embedding matrix of `n_rows` rows."""
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
@@ -131,7 +147,7 @@ def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
     for token_id, added in tokenizer.get_added_tokens_decoder().items():
         if added.special and token_id < n_rows:
             special[token_id] = True
-    texts = tokenizer.decode_batch([[i] for i in ids], skip_special_tokens=False)
+    texts = _chunked(lambda chunk: tokenizer.decode_batch(chunk, skip_special_tokens=False), [[i] for i in ids])
     kind = type(tokenizer.model).__name__
     byte_level = "ByteLevel" in repr(tokenizer.decoder)
     token_bytes = _piece_bytes(pieces, special[:n_tok], kind, byte_level)
@@ -159,7 +175,7 @@ def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
     category = np.fromiter(
         (_categorise(texts[i], {name: bool(flags[name][i]) for name in FLAGS}) for i in range(n_rows)),
         dtype=np.int8, count=n_rows)
-    return TokenTable(pieces, texts, token_bytes, flags, category)
+    return TokenTable(pieces, texts, token_bytes, flags, category, vocab_size)
 
 
 def _valid_utf8(data: bytes) -> bool:
@@ -168,3 +184,43 @@ def _valid_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def table_arrays(table: TokenTable) -> dict[str, np.ndarray]:
+    """The table as named arrays for an `.npz` file (strings as blobs + offsets, no pickle)."""
+    arrays: dict[str, np.ndarray] = {}
+    for name, items in (("pieces", table.pieces), ("texts", table.texts)):
+        arrays[f"{name}_blob"], arrays[f"{name}_offsets"] = pack_strings(items)
+    arrays["bytes_blob"], arrays["bytes_offsets"] = pack(table.token_bytes)
+    for name, mask in table.flags.items():
+        arrays[f"flag_{name}"] = mask
+    arrays["category"] = table.category
+    arrays["tokenizer_size"] = np.array([table.tokenizer_size])
+    return arrays
+
+
+def table_from_arrays(arrays: Mapping[str, np.ndarray]) -> TokenTable:
+    size = arrays["tokenizer_size"] if "tokenizer_size" in arrays else np.array([0])
+    return TokenTable(
+        pieces=unpack_strings(arrays["pieces_blob"], arrays["pieces_offsets"]),
+        texts=unpack_strings(arrays["texts_blob"], arrays["texts_offsets"]),
+        token_bytes=unpack(arrays["bytes_blob"], arrays["bytes_offsets"]),
+        flags={name: arrays[f"flag_{name}"] for name in FLAGS}, category=arrays["category"],
+        tokenizer_size=int(size[0]),
+    )
+
+
+def cached_token_table(fingerprint: str, n_rows: int, tokenizer: Callable[[], Any]) -> TokenTable:
+    """The token table of a model, from the cache when it was built before (keyed by the model's
+    fingerprint), else built with `tokenizer()` and cached: a cached open never loads the tokenizer."""
+    path = cache_root() / "tables" / f"{fingerprint}-{n_rows}-v{TABLE_CACHE_VERSION}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return table_from_arrays({name: data[name] for name in data.files})
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+    table = build_token_table(tokenizer(), n_rows)
+    with atomic_write(path) as handle:
+        np.savez(handle, allow_pickle=False, **table_arrays(table))
+    return table

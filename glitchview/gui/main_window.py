@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
 
     def _build_docks(self) -> None:
         self.table = TokenTable(self.state)
+        self.table.setMinimumWidth(540)
         self.settings_panel = SettingsPanel(self.state)
         self.detail = TokenDetail(self.state)
         self.map.tooltip_for = self.detail.tooltip
