@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .child import run_in_child
 from .errors import ModelLoadError, NoEmbeddingError
 from .progress import CancelToken, ProgressFn, no_progress
 from .sources import ModelSource, cache_root, fingerprint
@@ -186,7 +187,8 @@ def read_tokenizer(folder: Path) -> Any:
 
 
 def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> None:
-    """Dequantise a GGUF file with transformers and store it as a plain folder at `target`."""
+    """Dequantise a GGUF file with transformers and store it as a plain folder at `target`.
+    Runs in a child process (see `_cached_folder`)."""
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
@@ -233,7 +235,7 @@ def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> No
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _cached_folder(source: ModelSource, fp: str, progress: ProgressFn) -> tuple[Path, bool]:
+def _cached_folder(source: ModelSource, fp: str, progress: ProgressFn, cancel: CancelToken) -> tuple[Path, bool]:
     """The plain-folder form of a GGUF model, converting it on first use. Returns (folder, was_cached)."""
     target = cache_root() / "models" / fp
     marker = target / _CACHE_MARKER
@@ -244,7 +246,7 @@ def _cached_folder(source: ModelSource, fp: str, progress: ProgressFn) -> tuple[
         except (OSError, ValueError):
             pass
     target.parent.mkdir(parents=True, exist_ok=True)
-    _convert_gguf(source, target, progress)
+    run_in_child(_convert_gguf, (source, target), "GGUF conversion", progress, cancel)
     return target, False
 
 
@@ -257,7 +259,7 @@ def load_model(source: ModelSource, progress: ProgressFn = no_progress,
     notes: list[str] = []
     if source.is_gguf:
         _check_gguf_header(source.path)
-        folder, cached = _cached_folder(source, fp, progress)
+        folder, cached = _cached_folder(source, fp, progress, cancel)
         notes.append("dequantised weights read from the cache" if cached
                      else f"GGUF converted once; cached in {folder}")
     else:

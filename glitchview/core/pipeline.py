@@ -88,7 +88,8 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
     n, dim = model.input_embeddings.shape
     progress(0.0, "Token table: decoding and re-encoding every token")
     if table is None or len(table) != n:
-        table = timer.run("token_table", lambda: cached_token_table(model.fingerprint, n, lambda: model.tokenizer))
+        table = timer.run("token_table", lambda: cached_token_table(
+            model.folder, model.fingerprint, n, _step(progress, 0.0, 0.1, "Token table"), cancel))
     progress(0.1, f"Token table: {n} tokens")
     notes = list(model.notes)
     if table.tokenizer_size > n:

@@ -1,23 +1,20 @@
 """2-D maps of the embedding matrix: PCA at once, UMAP on request.
 
 PCA is an eigen-decomposition of the d x d covariance (one pass over the matrix, seconds on
-Gemma-3). UMAP runs on a PCA-50 reduction in a child process, so that a cancel stops it at once
-(the parent terminates the child) and a crash of numba cannot take the application down; its
-numba compile cache lives in GlitchView's cache folder so only the first run ever compiles."""
+Gemma-3). UMAP runs on a PCA-50 reduction in a child process (`core.child`), so that a cancel
+stops it at once and a crash of numba cannot take the application down; its numba compile cache
+lives in GlitchView's cache folder so only the first run ever compiles."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import tempfile
-import time
 import warnings
 from pathlib import Path
-from queue import Empty
 
 import numpy as np
 
-from .errors import GlitchViewError
+from .child import run_in_child
 from .progress import CancelToken, ProgressFn, no_progress
 from .sources import cache_root
 
@@ -42,57 +39,31 @@ def pca(matrix: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarr
 
 
 def _umap_child(in_path: str, out_path: str, seed: int, n_neighbors: int, min_dist: float,
-                cache_dir: str, messages: "mp.Queue[str]") -> None:
+                cache_dir: str, progress: ProgressFn) -> None:
     os.environ["NUMBA_CACHE_DIR"] = cache_dir
-    messages.put("loading UMAP (numba; compiled once, then cached)")
+    progress(0.1, "loading UMAP (numba; compiled once, then cached)")
     warnings.filterwarnings("ignore", message="n_jobs value")  # seeded UMAP is single-threaded by design
     import umap
 
     data = np.load(in_path)
-    messages.put(f"UMAP: neighbour graph and layout of {data.shape[0]} points")
+    progress(0.3, f"neighbour graph and layout of {data.shape[0]} points")
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
                         low_memory=True, tqdm_kwds={"disable": True})
-    coords = reducer.fit_transform(data).astype(np.float32)
-    np.save(out_path, coords)
+    np.save(out_path, reducer.fit_transform(data).astype(np.float32))
 
 
 def umap_projection(matrix: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
                     progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> np.ndarray:
     """UMAP of the rows (on their PCA-50 reduction), cancellable at any moment."""
-    cancel = cancel or CancelToken()
     progress(0.02, f"PCA-{UMAP_INPUT_DIM} reduction for UMAP")
     reduced, _ = pca(matrix, min(UMAP_INPUT_DIM, matrix.shape[1]))
     numba_cache = cache_root() / "numba"
     numba_cache.mkdir(parents=True, exist_ok=True)
-    ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="glitchview-umap-") as tmp:
         in_path, out_path = str(Path(tmp) / "in.npy"), str(Path(tmp) / "out.npy")
         np.save(in_path, reduced)
-        messages = ctx.Queue()
-        child = ctx.Process(target=_umap_child, daemon=True,
-                            args=(in_path, out_path, seed, n_neighbors, min_dist, str(numba_cache), messages))
-        child.start()
-        started, fraction = time.monotonic(), 0.05
-        try:
-            while child.is_alive():
-                if cancel.cancelled:
-                    child.terminate()
-                    child.join(5)
-                    cancel.check()
-                try:
-                    message = messages.get(timeout=0.1)
-                    fraction = min(fraction + 0.3, 0.9)
-                except Empty:
-                    message = ""
-                if message:
-                    progress(fraction, message)
-            child.join()
-        finally:
-            if child.is_alive():
-                child.kill()
-        if child.exitcode != 0 or not Path(out_path).exists():
-            raise GlitchViewError(f"UMAP failed (worker exit code {child.exitcode}) after "
-                                  f"{time.monotonic() - started:.0f} s")
+        run_in_child(_umap_child, (in_path, out_path, seed, n_neighbors, min_dist, str(numba_cache)), "UMAP",
+                     progress, cancel)
         coords = np.load(out_path)
     progress(1.0, "UMAP done")
     return coords

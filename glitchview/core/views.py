@@ -9,7 +9,7 @@ import numpy as np
 
 from .analysis import Analysis
 from .colouring import Colouring, colour_options, colouring_for
-from .indicators import ranks
+from .indicators import rank_order
 from .mapindex import MapIndex, build_map_index
 from .progress import ProgressFn, no_progress
 from .text import escape_text
@@ -20,6 +20,7 @@ class ViewData:
     colourings: dict[str, Colouring]
     indexes: dict[str, MapIndex]
     ranks: dict[str, np.ndarray]  # 1-based rank from each indicator's suspicious end
+    orders: dict[str, np.ndarray]  # token ids from each indicator's suspicious end (NaN last)
     escaped_texts: list[str]  # every token's text, escaped for display
 
 
@@ -28,7 +29,11 @@ def prepare_view_data(analysis: Analysis, progress: ProgressFn = no_progress) ->
     colourings = {name: colouring_for(analysis, name) for name in colour_options(analysis)}
     progress(0.5, "Preparing the map: spatial index")
     indexes = {name: build_map_index(coords, analysis.labels) for name, coords in analysis.projections.items()}
-    rank = {name: ranks(values, analysis.suspicious_end(name)) for name, values in analysis.scores.items()}
+    orders = {name: rank_order(values, analysis.suspicious_end(name)) for name, values in analysis.scores.items()}
+    rank = {}
+    for name, order in orders.items():
+        rank[name] = np.empty(len(order), dtype=np.int64)
+        rank[name][order] = np.arange(1, len(order) + 1)
     escaped = [escape_text(t) for t in analysis.table.texts]
     progress(1.0, "Preparing the map: done")
-    return ViewData(colourings, indexes, rank, escaped)
+    return ViewData(colourings, indexes, rank, orders, escaped)

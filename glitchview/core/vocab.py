@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import regex
 
 from .blobs import pack, pack_strings, unpack, unpack_strings
+from .child import run_in_child
+from .errors import GlitchViewError
 from .files import atomic_write
+from .progress import CancelToken, ProgressFn, no_progress
 from .sources import cache_root
 
 CATEGORIES: tuple[str, ...] = (
@@ -210,17 +214,29 @@ def table_from_arrays(arrays: Mapping[str, np.ndarray]) -> TokenTable:
     )
 
 
-def cached_token_table(fingerprint: str, n_rows: int, tokenizer: Callable[[], Any]) -> TokenTable:
-    """The token table of a model, from the cache when it was built before (keyed by the model's
-    fingerprint), else built with `tokenizer()` and cached: a cached open never loads the tokenizer."""
-    path = cache_root() / "tables" / f"{fingerprint}-{n_rows}-v{TABLE_CACHE_VERSION}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return table_from_arrays({name: data[name] for name in data.files})
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
-    table = build_token_table(tokenizer(), n_rows)
+def _build_and_cache(folder: Path, n_rows: int, path: Path, progress: Callable[[float, str], None]) -> None:
+    """Child-process side of `cached_token_table`."""
+    from .loading import read_tokenizer
+
+    progress(0.2, "reading the tokenizer")
+    table = build_token_table(read_tokenizer(folder), n_rows)
     with atomic_write(path) as handle:
         np.savez(handle, allow_pickle=False, **table_arrays(table))
-    return table
+
+
+def cached_token_table(folder: Path, fingerprint: str, n_rows: int, progress: ProgressFn = no_progress,
+                       cancel: CancelToken | None = None) -> TokenTable:
+    """The token table of a model, from the cache when it was built before (keyed by the model's
+    fingerprint), else built in a child process (the Rust tokenizer holds the GIL for seconds on
+    large vocabularies) and cached; a cached open never loads the tokenizer."""
+    path = cache_root() / "tables" / f"{fingerprint}-{n_rows}-v{TABLE_CACHE_VERSION}.npz"
+    for attempt in range(2):
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    return table_from_arrays({name: data[name] for name in data.files})
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+        if attempt == 0:
+            run_in_child(_build_and_cache, (folder, n_rows, path), "building the token table", progress, cancel)
+    raise GlitchViewError(f"the token table cache {path} could not be written or read back")

@@ -29,6 +29,7 @@ class AnalysisState(QObject):
         self.colourings: dict[str, Colouring] = {}
         self.indexes: dict[str, MapIndex] = {}
         self.ranks: dict[str, np.ndarray] = {}
+        self.orders: dict[str, np.ndarray] = {}
         self.escaped_texts: list[str] = []
         self.selection = np.zeros(0, dtype=bool)
         self.colour_by = DEFAULT_INDICATOR
@@ -42,7 +43,7 @@ class AnalysisState(QObject):
                      projection: str | None = None) -> None:
         self.analysis = analysis
         self.colourings, self.indexes, self.ranks = dict(view.colourings), dict(view.indexes), dict(view.ranks)
-        self.escaped_texts = view.escaped_texts
+        self.escaped_texts, self.orders = view.escaped_texts, dict(view.orders)
         if model is not None:
             self.model = model
         n = len(analysis)

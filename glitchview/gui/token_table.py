@@ -45,8 +45,7 @@ class TokenTableModel(QAbstractTableModel):
         a = self.state.analysis
         self.columns = [*BASE_COLUMNS, *(a.scores if a else []), "rank", "flagged"]
         self.rows = self._filtered_ids()
-        self._apply_sort()
-        self.endResetModel()
+        self.endResetModel()  # the view sorts it right after (TokenTable._on_analysis)
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
         return 0 if parent.isValid() else len(self.rows)
@@ -150,6 +149,13 @@ class TokenTableModel(QAbstractTableModel):
         """Order `rows` by the sort column (stable; NaN always last, in both directions)."""
         column, order = self._sort
         if self.state.analysis is None or not 0 <= column < len(self.columns):
+            return
+        if self.columns[column] == "rank":  # the precomputed order: no sort at all
+            by_rank = self.state.orders[self.state.indicator]
+            keep = np.zeros(len(by_rank), dtype=bool)
+            keep[self.rows] = True
+            ranked = by_rank[keep[by_rank]]
+            self.rows = ranked[::-1] if order == Qt.SortOrder.DescendingOrder else ranked
             return
         key = self.sort_key(self.columns[column])
         if isinstance(key, list):
