@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_PIP_ARGS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench demo-models clean
+.PHONY: run scan test bench screenshots clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/glitchview-gui smollm2
+
+scan: $(STAMP)
 	$(BIN)/glitchview scan smollm2
 
 test: $(STAMP)
@@ -31,6 +34,10 @@ $(VENV)/.gemma3: $(STAMP)
 
 bench: $(VENV)/.gemma3
 	$(BIN)/python bench/bench_pipeline.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_gui.py
+
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,47 @@
+"""Render the documentation screenshots offscreen: `python docs/make_screenshots.py`.
+
+Opens the real window on the default demo model (SmolLM2), selects the tight knot of barely
+trained tokens (the low end of cluster_distance), filters the table to it, and saves a PNG next
+to this script."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    from glitchview.gui.app import create_application
+    from glitchview.gui.main_window import MainWindow
+
+    app = create_application()
+    window = MainWindow()
+    window.resize(1600, 1000)
+    window.show()
+    window.open_model(sys.argv[1] if len(sys.argv) > 1 else "smollm2")
+    start = time.monotonic()
+    while (window.state.analysis is None or window.jobs.busy) and time.monotonic() - start < 600:
+        app.processEvents()
+        time.sleep(0.01)
+    if window.last_error:
+        raise SystemExit(window.last_error)
+    state = window.state
+    knot = state.orders["cluster_distance"][::-1][:40]  # the low end: tokens nearest their centre
+    state.select_ids(knot)
+    window.table.only_selection.setChecked(True)
+    window.detail.show_token(int(knot[0]))
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.01)
+    window.grab().save(str(HERE / "main_window.png"))
+    print(f"wrote {HERE / 'main_window.png'}")
+    window.close()
+
+
+if __name__ == "__main__":
+    main()
