@@ -20,7 +20,7 @@ from ..core.vocab import CATEGORIES, FLAGS
 from .state import AnalysisState
 
 BASE_COLUMNS = ["id", "token", "category", "flags", "cluster"]
-SELECTED_BRUSH = QBrush(QColor(255, 45, 149, 70))
+SELECTED_BRUSH = QBrush(QColor(255, 45, 149, 38))
 Index = QModelIndex | QPersistentModelIndex
 
 
