@@ -139,6 +139,82 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def verification_ids(analysis: Analysis, indicators: list[str], top: int, sample: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tokens to verify: the top N of each indicator, plus a random sample of ordinary tokens
+    (not special, not among the top N) as the base rate. Returns (all ids, sample ids)."""
+    tops = np.unique(np.concatenate([analysis.top(name, top) for name in indicators]))
+    ordinary = np.setdiff1d(np.flatnonzero(~analysis.table.flags["special"] & ~analysis.table.flags["no_token"]), tops)
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(ordinary, min(sample, len(ordinary)), replace=False))
+    return np.union1d(tops, picked), picked
+
+
+def format_quality(analysis: Analysis, verdicts: np.ndarray, sample: np.ndarray, top: int) -> str:
+    from .core.quality import KS, base_rate, indicator_quality
+
+    ks = [k for k in KS if k <= top] or [top]
+    rows = indicator_quality(analysis, verdicts, tuple(ks))
+    head = f"{'indicator':<24} {'end':<5}" + "".join(f"{'P@' + str(k):>9}" for k in ks) + f"{'recall':>9}{'ROC-AUC':>9}"
+    lines = [head, "-" * len(head)]
+    for q in rows:
+        cells = "".join(f"{q.precision_at[k]:>9.2f}" for k in ks)
+        lines.append(f"{q.indicator:<24} {q.end:<5}{cells}{q.recall:>9.2f}{q.roc_auc:>9.3f}")
+    lines.append(f"base rate (random sample of {len(sample)} ordinary tokens): {base_rate(verdicts, sample):.3f}")
+    return "\n".join(lines)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .core.export import write_csv, write_filter_list
+    from .core.pipeline import ScanSettings, scan
+    from .core.probing import VERDICTS, load_probe_model, verify_tokens
+    from .core.session import save_analysis
+    from .core.taxonomy import TAXONOMY, classify_tokens
+
+    bars = StepBars()
+    try:
+        model, analysis = scan(args.model, ScanSettings(clusters=args.clusters, seed=args.seed), progress=bars)
+        indicators = list(INDICATORS) if args.indicator == "all" else [args.indicator]
+        if args.ids:
+            ids, sample = np.asarray(args.ids, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        else:
+            ids, sample = verification_ids(analysis, indicators, args.top, args.sample, args.seed)
+        bars(0.0, f"Load network: building {model.source.display_name} for generation")
+        probe = load_probe_model(model, args.precision)
+        result = verify_tokens(probe, ids, args.mode, progress=bars)
+    finally:
+        bars.close()
+    verdicts = analysis.ensure_verdicts()
+    verdicts.record(result.ids, result.verdicts, result.max_prob, result.reasons)
+    out = sys.stdout
+    counts = np.bincount(result.verdicts, minlength=len(VERDICTS))
+    out.write(f"\nVerified {len(ids)} tokens ({args.mode} mode, {probe.dtype_name}) in {result.seconds:.1f} s: "
+              f"{result.tokens_per_second:.1f} tokens/s\n")
+    out.write("Verdicts: " + ", ".join(f"{VERDICTS[k]} {counts[k]}" for k in range(1, len(VERDICTS)) if counts[k]) + "\n")
+    glitch = result.ids[np.isin(result.verdicts, [1, 2])]
+    glitch = glitch[np.argsort(verdicts.max_prob[glitch], kind="stable")]
+    taxonomy = classify_tokens(analysis.table)
+    out.write(f"\nVerified glitch tokens (lowest probability first, {len(glitch)} in all):\n")
+    for i in glitch[: args.show]:
+        out.write(f"{i:>7}  {_cell(analysis.table.texts[i], TOKEN_WIDTH)} {verdicts.max_prob[i]:>10.3g}  "
+                  f"{VERDICTS[verdicts.verdict[i]]:<14} {TAXONOMY[taxonomy[i]]}\n")
+    crashes = result.ids[result.verdicts == VERDICTS.index("crash")]
+    for i in crashes[: args.show]:
+        out.write(f"crash {i}: {verdicts.reasons[i]}\n")
+    if not args.ids:
+        out.write(f"\nIndicator quality against these verdicts (top {args.top} of each indicator verified):\n")
+        out.write(format_quality(analysis, verdicts.verdict, sample, args.top) + "\n")
+    if args.out:
+        rows = write_csv(analysis, args.out, result.ids, indicators[0])
+        out.write(f"\nWrote {rows} verified tokens to {args.out}\n")
+    if args.filter_list:
+        listed = write_filter_list(analysis, args.filter_list)
+        out.write(f"Wrote a filter list of {listed} glitch tokens to {args.filter_list}\n")
+    if args.session:
+        save_analysis(analysis, args.session)
+        out.write(f"Saved the analysis to {args.session}\n")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .core.export import write_csv, write_json
     from .core.session import load_analysis
@@ -195,6 +271,26 @@ def build_parser() -> argparse.ArgumentParser:
     scan_p.add_argument("--reference-ids", type=_parse_ids,
                         help="comma-separated ids of known unused tokens (overrides the automatic rule)")
     scan_p.set_defaults(func=cmd_scan)
+
+    ver_p = sub.add_parser("verify", help="verify suspects by the model's own behaviour (repetition test)")
+    ver_p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help="as for scan")
+    ver_p.add_argument("--top", type=int, default=100, help="verify the top N of the indicator(s) (default 100)")
+    ver_p.add_argument("--indicator", default="all", choices=["all", *INDICATORS],
+                       help="whose top N to verify (default all, which also measures each indicator)")
+    ver_p.add_argument("--sample", type=int, default=100,
+                       help="also verify this many random ordinary tokens, the base rate (default 100)")
+    ver_p.add_argument("--ids", type=_parse_ids, help="verify exactly these token ids instead")
+    ver_p.add_argument("--mode", choices=["full", "fast"], default="full",
+                       help="full: three repetition prompts; fast: one short screening prompt")
+    ver_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                       help="network precision (auto: bfloat16 where the CPU has bf16 matrix units)")
+    ver_p.add_argument("--clusters", "-k", type=int, default=20)
+    ver_p.add_argument("--seed", type=int, default=0)
+    ver_p.add_argument("--show", type=int, default=20, help="how many glitch tokens to list (default 20)")
+    ver_p.add_argument("--out", type=Path, help="write the verified tokens to this CSV")
+    ver_p.add_argument("--filter-list", type=Path, help="write the verified glitch tokens as a JSON filter list")
+    ver_p.add_argument("--session", type=Path, help="save the analysis with its verdicts")
+    ver_p.set_defaults(func=cmd_verify)
 
     exp_p = sub.add_parser("export", help="export tokens of a saved analysis to CSV or JSON")
     exp_p.add_argument("session", type=Path, help="an analysis file written by scan --session")

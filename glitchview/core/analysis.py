@@ -34,6 +34,26 @@ class ModelInfo:
 
 
 @dataclass
+class Verdicts:
+    """Verification results per token (verdict 0 = not verified), and the prompt-run history."""
+
+    verdict: np.ndarray  # int8 index into probing.VERDICTS
+    max_prob: np.ndarray  # float32, NaN where not verified or crashed
+    reasons: list[str]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, n: int) -> "Verdicts":
+        return cls(np.zeros(n, dtype=np.int8), np.full(n, np.nan, dtype=np.float32), [""] * n)
+
+    def record(self, ids: np.ndarray, verdicts: np.ndarray, max_prob: np.ndarray, reasons: list[str]) -> None:
+        self.verdict[ids] = verdicts
+        self.max_prob[ids] = max_prob
+        for i, reason in zip(ids.tolist(), reasons):
+            self.reasons[i] = reason
+
+
+@dataclass
 class Analysis:
     model: ModelInfo
     settings: dict[str, Any]
@@ -48,12 +68,18 @@ class Analysis:
     timings: dict[str, float] = field(default_factory=dict)
     selection: np.ndarray | None = None  # the user's map/table selection, kept across save/open
     view: dict[str, Any] = field(default_factory=dict)  # how the window showed it: colour_by, projection
+    verdicts: Verdicts | None = None
 
     def __len__(self) -> int:
         return len(self.table)
 
     def suspicious_end(self, indicator: str) -> Direction:
         return INDICATORS[indicator].suspicious if indicator in INDICATORS else "high"
+
+    def ensure_verdicts(self) -> Verdicts:
+        if self.verdicts is None:
+            self.verdicts = Verdicts.empty(len(self))
+        return self.verdicts
 
     def top(self, indicator: str, n: int, end: Direction | None = None) -> np.ndarray:
         """The ids of the `n` tokens at the given end (default: the suspicious end) of an indicator."""

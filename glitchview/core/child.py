@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import sys
+from contextlib import contextmanager
 from queue import Empty
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .errors import GlitchViewError
 from .progress import CancelToken, ProgressFn, no_progress
@@ -32,6 +33,23 @@ def _child_main(target: Callable[..., None], args: tuple, messages: Any) -> None
     messages.join_thread()
 
 
+@contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Stop `spawn` from re-running the user's main script in the child: our targets live in
+    importable modules, and a script without an `if __name__ == "__main__"` guard (or a notebook)
+    would otherwise run again, or fail, in every child."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    hide = main is not None and path is not None and getattr(main, "__spec__", None) is None
+    if hide:
+        del main.__file__
+    try:
+        yield
+    finally:
+        if hide:
+            main.__file__ = path
+
+
 def run_in_child(target: Callable[..., None], args: tuple, what: str, progress: ProgressFn = no_progress,
                  cancel: CancelToken | None = None) -> None:
     """Run `target(*args, progress)` (a module-level function) in a spawned child process, relaying
@@ -40,7 +58,8 @@ def run_in_child(target: Callable[..., None], args: tuple, what: str, progress: 
     ctx = mp.get_context("spawn")
     messages = ctx.Queue()
     child = ctx.Process(target=_child_main, args=(target, args, messages), daemon=True)
-    child.start()
+    with _main_script_hidden():
+        child.start()
     error: BaseException | None = None
 
     def drain(timeout: float) -> None:

@@ -17,6 +17,8 @@ import numpy as np
 from .analysis import Analysis
 from .files import atomic_write
 from .indicators import Direction, ranks
+from .probing import VERDICTS
+from .taxonomy import TAXONOMY, classify_tokens
 from .text import escape_text
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -30,7 +32,7 @@ def safe_cell(text: str) -> str:
 
 def export_columns(analysis: Analysis) -> list[str]:
     return ["id", "piece", "text", "bytes_hex", "category", "flags", "cluster", *analysis.scores,
-            "rank", "ranked_by", "flagged"]
+            "rank", "ranked_by", "flagged", "verdict", "max_prob", "taxonomy", "reasons"]
 
 
 def export_rows(analysis: Analysis, ids: Iterable[int], indicator: str,
@@ -40,12 +42,17 @@ def export_rows(analysis: Analysis, ids: Iterable[int], indicator: str,
     rank = ranks(analysis.scores[indicator], end)
     categories = analysis.table.category_names()
     table = analysis.table
+    v = analysis.verdicts
+    taxonomy = classify_tokens(table) if v is not None else None
     for i in ids:
         i = int(i)
+        verified = v is not None and v.verdict[i] > 0
         yield [str(i), safe_cell(table.pieces[i]), safe_cell(table.texts[i]), table.token_bytes[i].hex(),
                str(categories[i]), ";".join(table.flag_names(i)), str(int(analysis.labels[i])),
-               *(repr(float(v[i])) for v in analysis.scores.values()),
-               str(int(rank[i])), f"{indicator}:{end}", "1" if analysis.flagged[i] else "0"]
+               *(repr(float(s[i])) for s in analysis.scores.values()),
+               str(int(rank[i])), f"{indicator}:{end}", "1" if analysis.flagged[i] else "0",
+               VERDICTS[v.verdict[i]] if verified else "", repr(float(v.max_prob[i])) if verified else "",
+               TAXONOMY[taxonomy[i]] if verified else "", safe_cell(v.reasons[i]) if verified else ""]
 
 
 def write_csv(analysis: Analysis, path: Path, ids: Iterable[int], indicator: str,
@@ -65,10 +72,10 @@ def write_json(analysis: Analysis, path: Path, ids: Iterable[int], indicator: st
                end: Direction | None = None) -> int:
     """The same rows as `write_csv`, as a JSON list of objects (scores as numbers)."""
     columns = export_columns(analysis)
-    score_names = set(analysis.scores)
+    score_names = set(analysis.scores) | {"max_prob"}
     rows = []
     for row in export_rows(analysis, ids, indicator, end):
-        rows.append({c: (float(v) if c in score_names else v) for c, v in zip(columns, row)})
+        rows.append({c: (float(v) if c in score_names and v != "" else v) for c, v in zip(columns, row)})
     with atomic_write(Path(path), "w", encoding="utf-8") as handle:
         json.dump({"model": analysis.model.name, "fingerprint": analysis.model.fingerprint, "tokens": rows},
                   handle, ensure_ascii=False, indent=1, allow_nan=True)
@@ -81,5 +88,20 @@ def read_token_bytes(path: Path) -> dict[int, bytes]:
         return {int(row["id"]): bytes.fromhex(row["bytes_hex"]) for row in csv.DictReader(handle)}
 
 
-def all_ids(analysis: Analysis) -> np.ndarray:
-    return np.arange(len(analysis))
+def write_filter_list(analysis: Analysis, path: Path) -> int:
+    """The verified glitch tokens as an input-filter list: ids usable as `bad_words_ids` (or a
+    logits mask) and their text and bytes. Returns how many tokens it lists."""
+    v = analysis.verdicts
+    glitch = [] if v is None else np.flatnonzero(np.isin(v.verdict, [VERDICTS.index("strong_glitch"),
+                                                                      VERDICTS.index("glitch")]))
+    taxonomy = classify_tokens(analysis.table)
+    tokens = [{"id": int(i), "text": escape_text(analysis.table.texts[i]),
+               "bytes_hex": analysis.table.token_bytes[i].hex(), "verdict": VERDICTS[v.verdict[i]],
+               "max_prob": float(v.max_prob[i]), "taxonomy": TAXONOMY[taxonomy[i]]} for i in glitch]
+    data = {"model": analysis.model.name, "fingerprint": analysis.model.fingerprint,
+            "usage": "transformers: model.generate(..., bad_words_ids=bad_words_ids); or set these ids' "
+                     "logits to -inf; or reject inputs whose encoding contains any of them",
+            "bad_words_ids": [[t["id"]] for t in tokens], "tokens": tokens}
+    with atomic_write(Path(path), "w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False, indent=1)
+    return len(tokens)

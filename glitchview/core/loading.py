@@ -27,7 +27,7 @@ from .errors import ModelLoadError, NoEmbeddingError
 from .progress import CancelToken, ProgressFn, no_progress
 from .sources import ModelSource, cache_root, fingerprint
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 3  # 2: config.json records the architecture; 3: and no GGUF quantization_config
 _CACHE_MARKER = "glitchview-cache.json"
 _INPUT_NAMES = re.compile(r"(^|\.)(embed_tokens|word_embeddings|wte|tok_embeddings|embed_in|shared)\.weight$")
 _OUTPUT_NAMES = re.compile(r"^(model\.|transformer\.)?(lm_head|embed_out)\.weight$|^output\.weight$")
@@ -68,7 +68,13 @@ class LoadedModel:
 
     @property
     def generative(self) -> bool:
-        return any(str(a).endswith(_GENERATIVE_SUFFIXES) for a in self.config.get("architectures") or [])
+        """Whether the model has a language-model head (can be prompted)."""
+        archs = self.config.get("architectures")
+        if archs:
+            return any(str(a).endswith(_GENERATIVE_SUFFIXES) for a in archs)
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        return self.config.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -225,7 +231,9 @@ def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> No
             state[key] = tensor.contiguous()
         save_file(state, str(staging / "model.safetensors"))
         model.config.architectures = [type(model).__name__]
-        model.config.to_json_file(str(staging / "config.json"))
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)  # the cache holds plain dequantised weights
+        (staging / "config.json").write_text(json.dumps(config, indent=2))
         tokenizer.save_pretrained(str(staging))
         marker = {"format": CACHE_FORMAT, "source": str(source.path)}
         (staging / _CACHE_MARKER).write_text(json.dumps(marker))

@@ -5,7 +5,8 @@ Format (documented, never pickle): a NumPy `.npz` archive (a zip of `.npy` membe
 settings, reference rule, timings, score names); strings are stored as one byte blob plus an
 offsets array each (`pieces`, `texts`, `bytes`); numeric columns are plain arrays named
 `flag_<name>`, `score_<name>`, `projection_<name>`, `labels`, `centers`, `category`,
-`reference_ids`, `flagged` and, when saved from the window, `selection`. Files are written
+`reference_ids`, `flagged`, and when present `selection` and the verification results
+(`verdict`, `max_prob`, `reasons`; the prompt-run history is in `meta`). Files are written
 atomically."""
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Analysis, ModelInfo
+from .analysis import Analysis, ModelInfo, Verdicts
+from .blobs import pack_strings, unpack_strings
 from .errors import AnalysisFileError
 from .files import atomic_write
 from .reference import ReferenceSet
@@ -42,11 +44,15 @@ def save_analysis(analysis: Analysis, path: Path) -> Path:
                   reference_ids=analysis.reference.ids, flagged=analysis.flagged)
     if analysis.selection is not None:
         arrays["selection"] = analysis.selection
+    if analysis.verdicts is not None:
+        arrays["verdict"], arrays["max_prob"] = analysis.verdicts.verdict, analysis.verdicts.max_prob
+        arrays["reasons_blob"], arrays["reasons_offsets"] = pack_strings(analysis.verdicts.reasons)
     meta = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "model": asdict(analysis.model),
         "settings": analysis.settings, "inertia": analysis.inertia, "reference_rule": analysis.reference.rule,
         "timings": analysis.timings, "scores": list(analysis.scores), "projections": list(analysis.projections),
         "view": analysis.view,
+        "history": analysis.verdicts.history if analysis.verdicts is not None else [],
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     with atomic_write(path) as handle:
@@ -94,4 +100,7 @@ def _build(arrays: dict[str, np.ndarray], meta: dict) -> Analysis:
         reference=ReferenceSet(arrays["reference_ids"], meta["reference_rule"]),
         projections=projections, flagged=arrays["flagged"], timings=meta.get("timings", {}),
         selection=arrays.get("selection"), view=meta.get("view", {}),
+        verdicts=Verdicts(arrays["verdict"], arrays["max_prob"],
+                          unpack_strings(arrays["reasons_blob"], arrays["reasons_offsets"]),
+                          meta.get("history", [])) if "verdict" in arrays else None,
     )

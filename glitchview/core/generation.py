@@ -1,0 +1,147 @@
+"""Generation with a token under test, and automatic scoring of what comes out.
+
+`generate` streams one continuation token by token (greedy or temperature/top-p sampling,
+seeded), bounded by a token limit, a wall-clock limit and cancellation, recording each output
+token's probability and the distribution's entropy. `output_metrics` scores a continuation the way
+the seed article eyeballs it: does it reproduce the token, does it loop, is it garbled, did it
+collapse; `behaviour_verdict` turns those into a verdict with its reasons."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .progress import CancelToken
+from .probing import ProbeModel
+
+LOOP_RATIO, GARBLE_SHARE, MIN_TOKENS = 0.5, 0.1, 2
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 40
+    greedy: bool = True
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int = 0
+    time_limit_s: float = 30.0
+
+
+@dataclass
+class Generated:
+    ids: list[int] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)  # probability of each chosen token
+    entropies: list[float] = field(default_factory=list)  # entropy (nats) of each step's distribution
+    stopped: str = ""  # eos, max_tokens, time_limit or cancelled
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+def _choose(probs, settings: GenerationSettings, gen) -> int:
+    import torch
+
+    if settings.greedy:
+        return int(probs.argmax())
+    probs = torch.softmax(torch.log(probs.clamp_min(1e-12)) / max(settings.temperature, 1e-3), dim=-1)
+    ordered, order = probs.sort(descending=True)
+    keep = ordered.cumsum(0) - ordered < settings.top_p
+    ordered = ordered * keep
+    return int(order[torch.multinomial(ordered / ordered.sum(), 1, generator=gen)])
+
+
+def generate(pm: ProbeModel, prompt_ids: np.ndarray, settings: GenerationSettings = GenerationSettings(),
+             on_token: Callable[[int, str, float], None] | None = None, cancel: CancelToken | None = None,
+             eos_ids: set[int] | None = None) -> Generated:
+    """Continue `prompt_ids` (no slots left), streaming each new token to `on_token(id, text, p)`."""
+    import torch
+
+    cancel = cancel or CancelToken()
+    eos = eos_ids if eos_ids is not None else _eos_ids(pm)
+    gen = torch.Generator().manual_seed(settings.seed)
+    out = Generated()
+    start = time.monotonic()
+    with torch.inference_mode():
+        logits, cache = pm.step(torch.from_numpy(np.asarray(prompt_ids, dtype=np.int64))[None, :])
+        while True:
+            if cancel.cancelled:
+                out.stopped = "cancelled"
+                break
+            probs = torch.softmax(logits[0], dim=-1)
+            entropy = float(-(probs * torch.log(probs.clamp_min(1e-12))).sum())
+            token = _choose(probs, settings, gen)
+            if token in eos:
+                out.stopped = "eos"
+                break
+            piece = pm.tokenizer.decode([token], skip_special_tokens=False)
+            out.ids.append(token)
+            out.pieces.append(piece)
+            out.probs.append(float(probs[token]))
+            out.entropies.append(entropy)
+            if on_token is not None:
+                on_token(token, piece, float(probs[token]))
+            if len(out.ids) >= settings.max_new_tokens:
+                out.stopped = "max_tokens"
+                break
+            if time.monotonic() - start > settings.time_limit_s:
+                out.stopped = "time_limit"
+                break
+            logits, cache = pm.step(torch.tensor([[token]]), cache)
+    return out
+
+
+def _eos_ids(pm: ProbeModel) -> set[int]:
+    config = pm.model.config
+    eos = getattr(config, "eos_token_id", None)
+    generation = getattr(pm.model, "generation_config", None)
+    more = getattr(generation, "eos_token_id", None) if generation is not None else None
+    ids: set[int] = set()
+    for value in (eos, more):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def repetition_ratio(ids: list[int], n: int = 3) -> float:
+    """Share of repeated n-grams in a sequence (0 = none, near 1 = one loop)."""
+    grams = [tuple(ids[k:k + n]) for k in range(len(ids) - n + 1)]
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def garbled_share(text: str) -> float:
+    """Share of characters that are replacement characters or unprintable (other than newline/tab)."""
+    if not text:
+        return 0.0
+    bad = sum(1 for c in text if c == "\ufffd" or (not c.isprintable() and c not in "\n\t"))
+    return bad / len(text)
+
+
+def output_metrics(out: Generated, token_id: int, token_text: str) -> dict[str, float | bool]:
+    core = token_text.strip()
+    return {
+        "reproduces": token_id in out.ids or bool(core and core in out.text),
+        "repetition_ratio": repetition_ratio(out.ids),
+        "garbled_share": garbled_share(out.text),
+        "collapsed": len(out.ids) < MIN_TOKENS or not out.text.strip(),
+        "mean_entropy": float(np.mean(out.entropies)) if out.entropies else 0.0,
+        "tokens": len(out.ids),
+    }
+
+
+def behaviour_verdict(metrics: dict[str, float | bool]) -> tuple[bool, list[str]]:
+    """(anomalous, reasons) for one continuation."""
+    reasons = []
+    if metrics["repetition_ratio"] > LOOP_RATIO and metrics["tokens"] >= 8:
+        reasons.append(f"loops ({metrics['repetition_ratio']:.0%} repeated 3-grams)")
+    if metrics["garbled_share"] > GARBLE_SHARE:
+        reasons.append(f"garbled ({metrics['garbled_share']:.0%} broken or unprintable characters)")
+    if metrics["collapsed"]:
+        reasons.append(f"collapsed ({int(metrics['tokens'])} tokens before stopping)")
+    return bool(reasons), reasons or ["reads normally"]

@@ -1,0 +1,210 @@
+"""Verification by the model's own behaviour: Land & Bartolo's repetition test, batched.
+
+Every candidate token is written by id into repetition prompts; the model reads each prompt in
+one batched forward pass (logits only at the last position), then takes a few greedy steps on its
+key/value cache; the largest probability it gives the token over those positions is the score.
+Below 0.01 the token is a verified glitch token (below 0.001: strong); above 0.1 it is rejected.
+A batch that raises is retried token by token, and a token whose forward pass raises gets the
+verdict `crash` with the message; the run goes on.
+
+Modes: `full` uses the three shipped repetition prompts (about 450 tokens on SmolLM2); `fast`
+screens with one short prompt. On CPUs with bfloat16 matrix units (AMX, AVX512-BF16) the model
+runs in bfloat16, else float32."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import GlitchViewError
+from .loading import LoadedModel
+from .progress import CancelToken, ProgressFn, no_progress
+from .templates import default_templates, encode_template, fill, repetition_text
+
+VERDICTS: tuple[str, ...] = ("unverified", "strong_glitch", "glitch", "uncertain", "normal", "crash")
+STRONG_BELOW, GLITCH_BELOW, REJECT_ABOVE = 0.001, 0.01, 0.1
+
+
+@dataclass(frozen=True)
+class ProbeMode:
+    name: str
+    pairs: int  # example pairs in the repetition-device prompt
+    templates: tuple[str, ...]  # names of the repetition templates used
+    steps: int  # positions read (the first, then greedy continuations)
+    batch_size: int
+
+
+MODES = {
+    "full": ProbeMode("full", 36, ("repeat-device", "what-means", "plain-repeat"), 3, 16),
+    "fast": ProbeMode("fast", 1, ("repeat-device",), 2, 64),
+}
+
+
+class NotGenerativeError(GlitchViewError):
+    """The model is an encoder (or has no language-model head) and cannot be prompted."""
+
+
+@dataclass
+class ProbeModel:
+    """A causal language model ready for batched probing, with its tokenizer."""
+
+    model: Any
+    tokenizer: Any
+    vocab_rows: int
+    dtype_name: str
+
+    def step(self, input_ids: Any, cache: Any = None) -> tuple[Any, Any]:
+        """One forward pass: (float32 logits at the last position, the key/value cache)."""
+        kwargs = {_cache_keyword(self.model): cache} if cache is not None else {}
+        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
+        new_cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        return out.logits[:, -1, :].float(), new_cache
+
+
+def _cache_keyword(model: Any) -> str:
+    """transformers 5 names the key/value cache `cache`; earlier releases `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def bf16_is_fast() -> bool:
+    import torch
+
+    cpu = torch.cpu
+    return bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+                or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
+
+
+def load_probe_model(loaded: LoadedModel, precision: str = "auto") -> ProbeModel:
+    """Build the network of a loaded model for probing (never running code from its folder)."""
+    if not loaded.generative:
+        raise NotGenerativeError(
+            f"{loaded.source.display_name} is an encoder ({loaded.architecture}) without a language-model "
+            f"head: it cannot generate, so its tokens cannot be verified by prompting")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    use_bf16 = precision == "bfloat16" or (precision == "auto" and bf16_is_fast())
+    dtype = torch.bfloat16 if use_bf16 else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(loaded.folder), trust_remote_code=False,
+                                                     local_files_only=True, dtype=dtype)
+    except Exception as exc:
+        raise GlitchViewError(f"cannot build {loaded.source.display_name} for generation: {exc}") from exc
+    model.eval()
+    return ProbeModel(model, loaded.tokenizer, loaded.input_embeddings.shape[0], str(dtype).removeprefix("torch."))
+
+
+@dataclass
+class Verification:
+    """Results of one verification run, one row per token tested."""
+
+    ids: np.ndarray
+    max_prob: np.ndarray  # NaN for crashes
+    prompt_probs: np.ndarray  # (n, templates) largest probability per prompt
+    verdicts: np.ndarray  # int8 index into VERDICTS
+    reasons: list[str]
+    mode: str
+    templates: tuple[str, ...]
+    seconds: float
+    dtype: str = ""
+    errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return len(self.ids) / self.seconds if self.seconds > 0 else 0.0
+
+
+def verdict_of(max_prob: float) -> int:
+    if np.isnan(max_prob):
+        return VERDICTS.index("crash")
+    if max_prob < STRONG_BELOW:
+        return VERDICTS.index("strong_glitch")
+    if max_prob < GLITCH_BELOW:
+        return VERDICTS.index("glitch")
+    if max_prob <= REJECT_ABOVE:
+        return VERDICTS.index("uncertain")
+    return VERDICTS.index("normal")
+
+
+def _reason(probs: np.ndarray, names: tuple[str, ...], verdict: int, error: str | None) -> str:
+    if error is not None:
+        return f"crash: {error}"
+    best = float(np.max(probs))
+    detail = ", ".join(f"{n} {p:.2g}" for n, p in zip(names, probs))
+    limits = {1: f"< {STRONG_BELOW}", 2: f"< {GLITCH_BELOW}", 3: f"between {GLITCH_BELOW} and {REJECT_ABOVE}",
+              4: f"> {REJECT_ABOVE}"}
+    return f"max P(token) {best:.3g} {limits[verdict]} ({detail})"
+
+
+def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: int) -> np.ndarray:
+    """Largest probability of each row's target over the next `steps` positions (greedy)."""
+    import torch
+
+    with torch.inference_mode():
+        target = torch.from_numpy(targets).long()[:, None]
+        logits, cache = pm.step(torch.from_numpy(rows))
+        best = torch.zeros(len(rows), dtype=torch.float32)
+        for step in range(steps):
+            probs = torch.softmax(logits, dim=-1)
+            best = torch.maximum(best, probs.gather(1, target)[:, 0])
+            if step == steps - 1:
+                break
+            logits, cache = pm.step(probs.argmax(dim=-1, keepdim=True), cache)
+    return best.numpy()
+
+
+def _probe_template(pm: ProbeModel, template_ids: np.ndarray, ids: np.ndarray, steps: int,
+                    errors: dict[int, str]) -> np.ndarray:
+    """Probabilities for `ids` on one template; a failing batch is retried token by token."""
+    try:
+        return _probe_batch(pm, fill(template_ids, ids), ids, steps)
+    except Exception:  # find the token(s) that break the forward pass
+        out = np.full(len(ids), np.nan, dtype=np.float32)
+        for k, token in enumerate(ids):
+            try:
+                out[k] = _probe_batch(pm, fill(template_ids, ids[k:k + 1]), ids[k:k + 1], steps)[0]
+            except Exception as exc:  # recorded as the token's finding
+                errors[int(token)] = f"{type(exc).__name__}: {exc}"
+        return out
+
+
+def verify_tokens(pm: ProbeModel, token_ids, mode: str = "full", progress: ProgressFn = no_progress,
+                  cancel: CancelToken | None = None) -> Verification:
+    """Run the repetition test of `mode` on every token id (see the module docstring)."""
+    cancel = cancel or CancelToken()
+    spec = MODES[mode]
+    ids = np.asarray(token_ids, dtype=np.int64)
+    templates = {t["name"]: t for t in default_templates()["repetition"]}
+    encoded = [encode_template(pm.tokenizer, repetition_text(templates[name], spec.pairs)) for name in spec.templates]
+    probs = np.full((len(ids), len(encoded)), np.nan, dtype=np.float32)
+    errors: dict[int, str] = {}
+    out_of_range = (ids < 0) | (ids >= pm.vocab_rows)
+    for token in ids[out_of_range]:
+        errors[int(token)] = f"id {token} has no embedding row (the matrix has {pm.vocab_rows})"
+    runnable = np.flatnonzero(~out_of_range)
+    start = time.perf_counter()
+    total = max(len(runnable) * len(encoded), 1)
+    done = 0
+    for t, template_ids in enumerate(encoded):
+        for b in range(0, len(runnable), spec.batch_size):
+            cancel.check()
+            chunk = runnable[b:b + spec.batch_size]
+            probs[chunk, t] = _probe_template(pm, template_ids, ids[chunk], spec.steps, errors)
+            done += len(chunk)
+            rate = done / len(encoded) / max(time.perf_counter() - start, 1e-9)
+            progress(done / total, f"Verify ({mode}): {spec.templates[t]} prompt, {done // len(encoded)}"
+                                   f"/{len(ids)} tokens, {rate:.1f} tokens/s")
+    seconds = time.perf_counter() - start
+    max_prob = np.where(np.isnan(probs).any(axis=1), np.nan, np.nanmax(np.nan_to_num(probs, nan=0.0), axis=1))
+    for k, token in enumerate(ids):
+        if int(token) in errors:
+            max_prob[k] = np.nan
+    verdicts = np.array([verdict_of(p) for p in max_prob], dtype=np.int8)
+    reasons = [_reason(probs[k], spec.templates, int(verdicts[k]), errors.get(int(ids[k]))) for k in range(len(ids))]
+    return Verification(ids, max_prob.astype(np.float32), probs, verdicts, reasons, mode, spec.templates,
+                        seconds, pm.dtype_name, errors)

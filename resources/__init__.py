@@ -1,0 +1,1 @@
+"""GlitchView's data files (prompt templates, ...), installed as `glitchview.resources`."""
