@@ -139,16 +139,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def verification_ids(analysis: Analysis, indicators: list[str], top: int, sample: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The tokens to verify: the top N of each indicator, plus a random sample of ordinary tokens
-    (not special, not among the top N) as the base rate. Returns (all ids, sample ids)."""
-    tops = np.unique(np.concatenate([analysis.top(name, top) for name in indicators]))
-    ordinary = np.setdiff1d(np.flatnonzero(~analysis.table.flags["special"] & ~analysis.table.flags["no_token"]), tops)
-    rng = np.random.default_rng(seed)
-    picked = np.sort(rng.choice(ordinary, min(sample, len(ordinary)), replace=False))
-    return np.union1d(tops, picked), picked
-
-
 def format_quality(analysis: Analysis, verdicts: np.ndarray, sample: np.ndarray, top: int) -> str:
     from .core.quality import KS, base_rate, indicator_quality
 
@@ -167,6 +157,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .core.export import write_csv, write_filter_list
     from .core.pipeline import ScanSettings, scan
     from .core.probing import VERDICTS, load_probe_model, verify_tokens
+    from .core.quality import verification_ids
     from .core.session import save_analysis
     from .core.taxonomy import TAXONOMY, classify_tokens
 

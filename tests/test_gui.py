@@ -243,3 +243,61 @@ def test_real_smollm2_window(qtbot, window: MainWindow) -> None:
     assert drawn_points(window) == 49_152 and window.table.model.rowCount() == 49_152
     rank_first = window.table.model.token_id(0)
     assert window.state.ranks[window.state.indicator][rank_first] == 1
+
+
+@pytest.mark.slow
+def test_prompt_panel_streams_runs_control_and_verifies(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    open_and_wait(qtbot, window, "smollm2")
+    a = window.state.analysis
+    glitch = 36743  # 'PlaneProtection': never trained in SmolLM2
+    window.state.select_ids([glitch])
+    assert window.prompt.token_id == glitch
+    window.prompt.template.setCurrentText("breakfast")
+    window.prompt.max_tokens.setValue(8)
+    streamed: list[tuple[int, str, float]] = []
+    window.prompt.stream.token.connect(lambda run, piece, p: streamed.append((run, piece, p)))
+    with qtbot.waitSignal(window.prompt.jobs.finished, timeout=120_000):
+        window.prompt.run_button.click()
+    record = window.prompt.last_result
+    assert record["runs"][0]["token"] == glitch and record["runs"][1]["token"] != glitch
+    control_text = a.table.texts[record["runs"][1]["token"]]
+    assert "control run" in window.prompt.headers[1].text() and control_text.strip() in window.prompt.headers[1].text()
+    assert {run for run, _, _ in streamed} <= {0, 1} and any(run == 1 for run, _, _ in streamed)
+    assert window.prompt.outputs[1].toPlainText().strip()  # the control run's text appeared
+    assert window.prompt.verdicts[0].text() and a.verdicts.history_for(glitch)
+
+    window.prompt.max_tokens.setValue(1000)
+    streamed.clear()
+    window.prompt.run_button.click()
+    qtbot.waitUntil(lambda: len(streamed) >= 3, timeout=60_000)
+    start = time.monotonic()
+    with qtbot.waitSignal(window.prompt.jobs.finished, timeout=5_000):
+        window.prompt.stop_button.click()
+    assert time.monotonic() - start < 2.0
+    assert window.prompt.last_result["runs"][-1]["stopped"] == "cancelled"
+    assert len(streamed) < 100 and "stopped" in window.prompt.verdicts[len(window.prompt.last_result["runs"]) - 1].text()
+
+    the = a.table.texts.index(" the")
+    window.state.select_ids([glitch, the])
+    window.prompt.mode.setCurrentText("fast")
+    with qtbot.waitSignal(window.state.verdictsChanged, timeout=120_000):
+        window.prompt.verify_sel.click()
+    assert a.verdicts.verdict[glitch] in (1, 2) and a.verdicts.verdict[the] == 4
+    model = window.table.model
+    row = int(np.flatnonzero(model.rows == glitch)[0])
+    assert model.data(model.index(row, model.columns.index("verdict"))) in ("glitch", "strong_glitch")
+    window.state.set_flags([glitch])
+    out = tmp_path / "verified.csv"
+    window.export("flagged", str(out))
+    wait_job(qtbot, window)
+    with out.open(encoding="utf-8", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["verdict"] in ("glitch", "strong_glitch") and float(row["max_prob"]) < 0.01 and row["taxonomy"]
+    window.quality.sample = np.array([the])
+    window.quality.refresh()
+    assert window.quality.table.rowCount() == len(a.scores)
+
+
+def test_encoder_model_disables_prompting(qtbot, window: MainWindow) -> None:
+    open_and_wait(qtbot, window, "minilm")
+    assert not window.prompt.run_button.isEnabled() and "cannot generate" in window.prompt.status.text()

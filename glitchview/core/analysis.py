@@ -46,6 +46,10 @@ class Verdicts:
     def empty(cls, n: int) -> "Verdicts":
         return cls(np.zeros(n, dtype=np.int8), np.full(n, np.nan, dtype=np.float32), [""] * n)
 
+    def history_for(self, token_id: int) -> list[dict[str, Any]]:
+        """The prompt runs made with this token (first run of each record)."""
+        return [r for r in self.history if r.get("runs") and r["runs"][0].get("token") == token_id]
+
     def record(self, ids: np.ndarray, verdicts: np.ndarray, max_prob: np.ndarray, reasons: list[str]) -> None:
         self.verdict[ids] = verdicts
         self.max_prob[ids] = max_prob

@@ -14,6 +14,7 @@ import numpy as np
 
 from .analysis import Analysis
 from .indicators import INDICATORS
+from .probing import VERDICTS
 from .vocab import CATEGORIES, FLAGS
 
 CONTINUOUS_BINS = 64
@@ -25,6 +26,8 @@ _CATEGORICAL = np.array([  # Okabe-Ito, then Tableau-like extensions
     [204, 121, 167], [153, 153, 153], [148, 103, 189], [140, 86, 75], [23, 190, 207], [188, 189, 34],
     [255, 152, 150], [197, 176, 213], [174, 199, 232], [152, 223, 138]], dtype=np.uint8)
 _FLAG_OFF, _FLAG_ON = [120, 120, 130], [255, 64, 64]
+_VERDICT_COLOURS = np.array([  # unverified, strong_glitch, glitch, uncertain, normal, crash
+    [90, 92, 100], [255, 45, 149], [240, 130, 60], [240, 228, 66], [86, 180, 233], [255, 255, 255]], dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -74,16 +77,21 @@ def continuous(name: str, values: np.ndarray, suspicious: str = "high") -> Colou
                      [f"{lo:.4g}", f"{hi:.4g}"], suspicious)
 
 
-def discrete(name: str, codes: np.ndarray, labels: list[str], colours: np.ndarray | None = None) -> Colouring:
+def discrete(name: str, codes: np.ndarray, labels: list[str], colours: np.ndarray | None = None,
+             draw_order: list[int] | None = None) -> Colouring:
+    """A colouring by category code; `draw_order` lists the codes from bottom to top."""
     n = len(labels)
-    order, offsets = _grouped(codes.astype(np.int64), n, np.arange(n))
-    return Colouring(name, False, codes.astype(np.uint16), order, offsets,
-                     categorical(n) if colours is None else colours, labels)
+    order_of_codes = np.asarray(draw_order if draw_order is not None else range(n))
+    slot_of_bin = np.argsort(order_of_codes)
+    colours = categorical(n) if colours is None else colours
+    order, offsets = _grouped(codes.astype(np.int64), n, slot_of_bin)
+    return Colouring(name, False, codes.astype(np.uint16), order, offsets, colours[order_of_codes],
+                     [labels[c] for c in order_of_codes])
 
 
 def colour_options(analysis: Analysis) -> list[str]:
     """Everything the map can be coloured by, in menu order."""
-    return [*analysis.scores, "cluster", "category", *(f"flag:{f}" for f in FLAGS), "flagged"]
+    return [*analysis.scores, "cluster", "category", *(f"flag:{f}" for f in FLAGS), "flagged", "verdict"]
 
 
 def colouring_for(analysis: Analysis, name: str) -> Colouring:
@@ -95,5 +103,8 @@ def colouring_for(analysis: Analysis, name: str) -> Colouring:
         return discrete(name, analysis.labels, [f"cluster {c}" for c in range(k)])
     if name == "category":
         return discrete(name, analysis.table.category.astype(np.int64), list(CATEGORIES))
+    if name == "verdict":
+        codes = analysis.ensure_verdicts().verdict.astype(np.int64)
+        return discrete(name, codes, list(VERDICTS), _VERDICT_COLOURS, draw_order=[0, 4, 3, 2, 1, 5])
     mask = analysis.flagged if name == "flagged" else analysis.table.flags[name.removeprefix("flag:")]
     return discrete(name, mask.astype(np.int64), ["no", "yes"], np.array([_FLAG_OFF, _FLAG_ON], dtype=np.uint8))

@@ -16,6 +16,7 @@ import numpy as np
 
 from .progress import CancelToken
 from .probing import ProbeModel
+from .vocab import CATEGORIES, TokenTable
 
 LOOP_RATIO, GARBLE_SHARE, MIN_TOKENS = 0.5, 0.1, 2
 
@@ -145,3 +146,21 @@ def behaviour_verdict(metrics: dict[str, float | bool]) -> tuple[bool, list[str]
     if metrics["collapsed"]:
         reasons.append(f"collapsed ({int(metrics['tokens'])} tokens before stopping)")
     return bool(reasons), reasons or ["reads normally"]
+
+
+def pick_control_token(table: TokenTable, unembedding_cosine: np.ndarray, token_id: int) -> int:
+    """An ordinary token to run beside `token_id`: a plain word (no special, byte, control or
+    unreachable flag) from the middle of the unembedding indicator, with the closest byte length."""
+    plain = np.asarray(table.category) == CATEGORIES.index("latin_word")
+    for flag in ("special", "byte", "partial_utf8", "control", "unreachable", "no_token"):
+        plain &= ~table.flags[flag]
+    finite = np.isfinite(unembedding_cosine)
+    if finite.any():
+        lo, hi = np.percentile(unembedding_cosine[finite], [40, 60])
+        plain &= (unembedding_cosine >= lo) & (unembedding_cosine <= hi)
+    plain[token_id] = False
+    candidates = np.flatnonzero(plain)
+    if candidates.size == 0:
+        return 0 if token_id != 0 else 1
+    lengths = np.fromiter((len(table.token_bytes[i]) for i in candidates), dtype=np.int64, count=len(candidates))
+    return int(candidates[np.argmin(np.abs(lengths - len(table.token_bytes[token_id])))])

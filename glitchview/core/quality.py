@@ -38,14 +38,16 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def indicator_quality(analysis: Analysis, verdicts: np.ndarray, ks: tuple[int, ...] = KS) -> list[IndicatorQuality]:
-    """Quality of every indicator (from its suspicious end) against the decided verdicts."""
+def indicator_quality(analysis: Analysis, verdicts: np.ndarray, ks: tuple[int, ...] = KS,
+                      orders: dict[str, np.ndarray] | None = None) -> list[IndicatorQuality]:
+    """Quality of every indicator (from its suspicious end) against the decided verdicts;
+    `orders` are the indicators' rankings when already computed."""
     decided = np.isin(verdicts, list(DECIDED))
     glitch = np.isin(verdicts, list(GLITCH))
     out = []
     for name, scores in analysis.scores.items():
         end = analysis.suspicious_end(name)
-        order = rank_order(scores, end)
+        order = orders[name] if orders is not None else rank_order(scores, end)
         precision, verified = {}, {}
         for k in ks:
             top = order[:k]
@@ -64,3 +66,24 @@ def base_rate(verdicts: np.ndarray, sample: np.ndarray) -> float:
     """Glitch share among the decided tokens of a random sample."""
     decided = sample[np.isin(verdicts[sample], list(DECIDED))]
     return float(np.isin(verdicts[decided], list(GLITCH)).mean()) if len(decided) else float("nan")
+
+
+def precision_curve(order: np.ndarray, verdicts: np.ndarray, n: int) -> np.ndarray:
+    """Precision at every k = 1..n down an indicator's ranking, over the decided verdicts
+    (NaN until the first decided token)."""
+    top = order[:n]
+    decided = np.cumsum(np.isin(verdicts[top], list(DECIDED)))
+    glitch = np.cumsum(np.isin(verdicts[top], list(GLITCH)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(decided > 0, glitch / np.maximum(decided, 1), np.nan)
+
+
+def verification_ids(analysis: Analysis, indicators: list[str], top: int, sample: int,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The tokens to verify to measure indicators: the top N of each, plus a random sample of
+    ordinary tokens (not special, not among the tops) as the base rate. Returns (all ids, sample)."""
+    tops = np.unique(np.concatenate([analysis.top(name, top) for name in indicators]))
+    ordinary = np.setdiff1d(np.flatnonzero(~analysis.table.flags["special"] & ~analysis.table.flags["no_token"]), tops)
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(ordinary, min(sample, len(ordinary)), replace=False))
+    return np.union1d(tops, picked), picked

@@ -12,6 +12,7 @@ from .colouring import Colouring, colour_options, colouring_for
 from .indicators import rank_order
 from .mapindex import MapIndex, build_map_index
 from .progress import ProgressFn, no_progress
+from .taxonomy import classify_tokens
 from .text import escape_text
 
 
@@ -22,6 +23,7 @@ class ViewData:
     ranks: dict[str, np.ndarray]  # 1-based rank from each indicator's suspicious end
     orders: dict[str, np.ndarray]  # token ids from each indicator's suspicious end (NaN last)
     escaped_texts: list[str]  # every token's text, escaped for display
+    taxonomy: np.ndarray  # taxonomy code of every token (shown once it is verified)
 
 
 def prepare_view_data(analysis: Analysis, progress: ProgressFn = no_progress) -> ViewData:
@@ -36,4 +38,4 @@ def prepare_view_data(analysis: Analysis, progress: ProgressFn = no_progress) ->
         rank[name][order] = np.arange(1, len(order) + 1)
     escaped = [escape_text(t) for t in analysis.table.texts]
     progress(1.0, "Preparing the map: done")
-    return ViewData(colourings, indexes, rank, orders, escaped)
+    return ViewData(colourings, indexes, rank, orders, escaped, classify_tokens(analysis.table))

@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                               QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton, QToolButton,
+                               QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter, QToolButton,
                                QVBoxLayout, QWidget)
 
 from ..core.analysis import Analysis
@@ -27,6 +27,8 @@ from .legend import Legend
 from .map_view import EmbeddingMap
 from .model_picker import ModelPicker, recent_models, remember_model
 from .panels import SettingsPanel, TokenDetail
+from .prompt_panel import PromptPanel
+from .quality_panel import QualityPanel
 from .state import AnalysisState
 from .token_table import TokenTable
 from .workers import JobRunner
@@ -112,19 +114,29 @@ class MainWindow(QMainWindow):
         self.table.setMinimumWidth(540)
         self.settings_panel = SettingsPanel(self.state)
         self.detail = TokenDetail(self.state)
+        self.prompt = PromptPanel(self.state)
+        self.quality = QualityPanel(self.state)
         self.map.tooltip_for = self.detail.tooltip
+        bottom = QSplitter()
+        bottom.addWidget(self.detail)
+        bottom.addWidget(self.prompt)
+        bottom.setSizes([380, 1200])
         self.docks: dict[str, QDockWidget] = {}
         for key, title, widget, area in (("table", "Outlier table", self.table, Qt.DockWidgetArea.RightDockWidgetArea),
                                          ("settings", "Analysis", self.settings_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
-                                         ("detail", "Token · prompts", self.detail, Qt.DockWidgetArea.BottomDockWidgetArea)):
+                                         ("quality", "Indicator quality", self.quality, Qt.DockWidgetArea.LeftDockWidgetArea),
+                                         ("detail", "Token · prompts", bottom, Qt.DockWidgetArea.BottomDockWidgetArea)):
             dock = QDockWidget(title, self)
             dock.setObjectName(key)
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[key] = dock
         self.resizeDocks([self.docks["table"]], [720], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["settings"]], [280], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["detail"]], [150], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["settings"]], [300], Qt.Orientation.Horizontal)
+        self.settings_panel.setMaximumWidth(420)
+        self.resizeDocks([self.docks["detail"]], [260], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.docks["settings"], self.docks["quality"])
+        self.docks["settings"].raise_()
 
     def _build_status_bar(self) -> None:
         self.progress = QProgressBar(maximum=1000, textVisible=True)
@@ -211,6 +223,8 @@ class MainWindow(QMainWindow):
         self.settings_panel.reclusterRequested.connect(self.recluster)
         self.settings_panel.projectionRequested.connect(self.request_projection)
         self.settings_panel.flagTopRequested.connect(self.state.flag_top)
+        self.quality.verifyRequested.connect(self.prompt.verify)
+        s.verdictsChanged.connect(self._on_verdicts)
 
     # --- jobs ---------------------------------------------------------------------------------
     def open_model(self, name: str, settings: ScanSettings | None = None) -> None:
@@ -419,11 +433,22 @@ class MainWindow(QMainWindow):
         if self.state.colour_by == "flagged":
             self.request_colouring("flagged")
 
+    def _on_verdicts(self) -> None:
+        if self.state.colour_by == "verdict":
+            self.request_colouring("verdict")
+        if self.detail.token_id >= 0:
+            self.detail.show_token(self.detail.token_id)
+
+    def show_token(self, token_id: int) -> None:
+        """Show one token in the detail view and make it the prompt editor's token."""
+        self.detail.show_token(token_id)
+        self.prompt.show_token(token_id)
+
     def _on_selection(self) -> None:
         ids = self.state.selected_ids()
         self.map.set_selection(ids)
         if ids.size == 1:
-            self.detail.show_token(int(ids[0]))
+            self.show_token(int(ids[0]))
         self.status.setText(f"{ids.size:,} tokens selected")
 
     def _on_shape(self, tool: str, points: np.ndarray, modifiers) -> None:
@@ -443,7 +468,7 @@ class MainWindow(QMainWindow):
 
     def _on_rows_activated(self, ids: np.ndarray) -> None:
         self.state.select_ids(ids)
-        self.detail.show_token(int(ids[0]))
+        self.show_token(int(ids[0]))
         if ids.size == 1:
             self.map.centre_on(int(ids[0]))
         else:
@@ -478,7 +503,7 @@ class MainWindow(QMainWindow):
             self.status.setText(f"No token matches {query}")
             return ids
         self.state.select_ids(ids)
-        self.detail.show_token(int(ids[0]))
+        self.show_token(int(ids[0]))
         self.map.centre_on(int(ids[0]))
         return ids
 
@@ -516,6 +541,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         self.jobs.cancel()
+        self.prompt.jobs.cancel()
         from PySide6.QtCore import QThreadPool
 
         QThreadPool.globalInstance().waitForDone(5000)

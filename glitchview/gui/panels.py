@@ -11,6 +11,8 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPla
 
 from ..core.indicators import INDICATORS
 from ..core.pipeline import PROJECTIONS
+from ..core.probing import VERDICTS
+from ..core.taxonomy import TAXONOMY
 from ..core.text import escape_text
 from .state import AnalysisState
 
@@ -110,6 +112,15 @@ class TokenDetail(QWidget):
             rank = self.state.ranks[name][token_id]
             lines.append(f"{name:<24} {values[token_id]:>12.6g}   rank {rank:>7,} from the "
                          f"{a.suspicious_end(name)} end")
+        v = a.verdicts
+        if v is not None and v.verdict[token_id] > 0:
+            lines += ["", f"verdict  {VERDICTS[v.verdict[token_id]]} · {TAXONOMY[self.state.taxonomy[token_id]]}",
+                      f"         {escape_text(v.reasons[token_id])}"]
+        for record in (v.history_for(token_id) if v is not None else [])[-3:]:
+            runs = record["runs"]
+            lines.append(f"prompt   «{escape_text(record['template'])[:60]}» → "
+                         + " | ".join(f"{'token' if k == 0 else 'control'}: {'; '.join(r['reasons'])}"
+                                      for k, r in enumerate(runs)))
         self.text.setPlainText("\n".join(lines))
 
     def tooltip(self, token_id: int) -> str:

@@ -21,6 +21,7 @@ class AnalysisState(QObject):
     flagsChanged = Signal()
     colouringChanged = Signal()
     projectionChanged = Signal()
+    verdictsChanged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -31,11 +32,13 @@ class AnalysisState(QObject):
         self.ranks: dict[str, np.ndarray] = {}
         self.orders: dict[str, np.ndarray] = {}
         self.escaped_texts: list[str] = []
+        self.taxonomy = np.zeros(0, dtype=np.int8)
         self.selection = np.zeros(0, dtype=bool)
         self.colour_by = DEFAULT_INDICATOR
         self.projection = "pca"
         self.indicator = DEFAULT_INDICATOR
         self.path: str = ""  # the analysis file this state was opened from or saved to
+        self.probe = None  # core.probing.ProbeModel once the network was built for prompting
 
     # --- data arriving from workers -------------------------------------------------------
     def set_analysis(self, analysis: Analysis, view: ViewData, model: LoadedModel | None = None,
@@ -43,7 +46,9 @@ class AnalysisState(QObject):
                      projection: str | None = None) -> None:
         self.analysis = analysis
         self.colourings, self.indexes, self.ranks = dict(view.colourings), dict(view.indexes), dict(view.ranks)
-        self.escaped_texts, self.orders = view.escaped_texts, dict(view.orders)
+        self.escaped_texts, self.orders, self.taxonomy = view.escaped_texts, dict(view.orders), view.taxonomy
+        if model is not None and (self.model is None or model.fingerprint != self.model.fingerprint):
+            self.probe = None
         if model is not None:
             self.model = model
         n = len(analysis)
@@ -108,6 +113,13 @@ class AnalysisState(QObject):
         self.analysis.flagged[np.asarray(ids, dtype=np.int64)] = value
         self.colourings.pop("flagged", None)
         self.flagsChanged.emit()
+
+    def record_verification(self, result) -> None:
+        """Store a `core.probing.Verification` in the analysis and tell the views."""
+        assert self.analysis is not None
+        self.analysis.ensure_verdicts().record(result.ids, result.verdicts, result.max_prob, result.reasons)
+        self.colourings.pop("verdict", None)
+        self.verdictsChanged.emit()
 
     def flag_top(self, n: int) -> None:
         assert self.analysis is not None

@@ -15,11 +15,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
                                QLineEdit, QTableView, QVBoxLayout, QWidget)
 
 from ..core.indicators import INDICATORS
+from ..core.probing import VERDICTS
+from ..core.taxonomy import TAXONOMY
 from ..core.text import escape_text
 from ..core.vocab import CATEGORIES, FLAGS
 from .state import AnalysisState
 
 BASE_COLUMNS = ["id", "token", "category", "flags", "cluster"]
+VERDICT_COLUMNS = ["verdict", "max_prob", "taxonomy", "reasons"]
+VERDICT_FILTERS = {"verified glitch": [1, 2], "verified": [1, 2, 3, 4, 5], "crash": [5]}
 SELECTED_BRUSH = QBrush(QColor(255, 45, 149, 38))
 Index = QModelIndex | QPersistentModelIndex
 
@@ -35,7 +39,9 @@ class TokenTableModel(QAbstractTableModel):
         self.filter_text, self.filter_regex = "", False
         self.filter_category, self.filter_flag, self.filter_cluster = "", "", -1
         self.only_selection = False
+        self.taxonomy = np.zeros(0, dtype=np.int8)
         state.analysisChanged.connect(self.reset)
+        state.verdictsChanged.connect(self._verdicts_changed)
         state.flagsChanged.connect(self._flags_changed)
         state.selectionChanged.connect(self._selection_changed)
 
@@ -43,7 +49,8 @@ class TokenTableModel(QAbstractTableModel):
     def reset(self) -> None:
         self.beginResetModel()
         a = self.state.analysis
-        self.columns = [*BASE_COLUMNS, *(a.scores if a else []), "rank", "flagged"]
+        self.taxonomy = self.state.taxonomy
+        self.columns = [*BASE_COLUMNS, *(a.scores if a else []), "rank", "flagged", *VERDICT_COLUMNS]
         self.rows = self._filtered_ids()
         self.endResetModel()  # the view sorts it right after (TokenTable._on_analysis)
 
@@ -105,6 +112,15 @@ class TokenTableModel(QAbstractTableModel):
             return str(int(self.state.ranks[self.state.indicator][i]))
         if name in a.scores:
             return f"{a.scores[name][i]:.5g}"
+        v = a.verdicts
+        if name in VERDICT_COLUMNS and v is not None and v.verdict[i] > 0:
+            if name == "verdict":
+                return VERDICTS[v.verdict[i]]
+            if name == "max_prob":
+                return "" if np.isnan(v.max_prob[i]) else f"{v.max_prob[i]:.3g}"
+            if name == "taxonomy":
+                return TAXONOMY[self.taxonomy[i]]
+            return escape_text(v.reasons[i])
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -137,6 +153,15 @@ class TokenTableModel(QAbstractTableModel):
             return self.state.ranks[self.state.indicator]
         if name == "flagged":
             return a.flagged
+        v = a.ensure_verdicts()
+        if name == "verdict":
+            return v.verdict
+        if name == "max_prob":
+            return v.max_prob
+        if name == "taxonomy":
+            return np.where(v.verdict > 0, self.taxonomy, -1)
+        if name == "reasons":
+            return v.reasons
         return a.scores[name]
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
@@ -178,7 +203,9 @@ class TokenTableModel(QAbstractTableModel):
         mask = np.ones(len(a), dtype=bool)
         if self.filter_category:
             mask &= a.table.category == CATEGORIES.index(self.filter_category)
-        if self.filter_flag:
+        if self.filter_flag in VERDICT_FILTERS:
+            mask &= np.isin(a.ensure_verdicts().verdict, VERDICT_FILTERS[self.filter_flag])
+        elif self.filter_flag:
             mask &= a.flagged if self.filter_flag == "flagged" else a.table.flags[self.filter_flag]
         if self.filter_cluster >= 0:
             mask &= a.labels == self.filter_cluster
@@ -203,6 +230,13 @@ class TokenTableModel(QAbstractTableModel):
             self._apply_sort()
         finally:
             self.endResetModel()
+
+    def _verdicts_changed(self) -> None:
+        if self.filter_flag in VERDICT_FILTERS:
+            self.refilter()
+        elif len(self.rows):
+            first = self.columns.index(VERDICT_COLUMNS[0])
+            self.dataChanged.emit(self.index(0, first), self.index(len(self.rows) - 1, len(self.columns) - 1))
 
     def _flags_changed(self) -> None:
         if self.filter_flag == "flagged":
@@ -245,7 +279,7 @@ class TokenTable(QWidget):
         self.category = QComboBox()
         self.category.addItems(["any category", *CATEGORIES])
         self.flag = QComboBox()
-        self.flag.addItems(["any flag", "flagged", *FLAGS])
+        self.flag.addItems(["any flag", "flagged", *VERDICT_FILTERS, *FLAGS])
         self.cluster = QComboBox()
         self.only_selection = QCheckBox("only selection")
         for combo in (self.category, self.flag, self.cluster):
@@ -284,7 +318,8 @@ class TokenTable(QWidget):
         rank_col = self.model.columns.index("rank")
         self.view.sortByColumn(rank_col, Qt.SortOrder.AscendingOrder)
         # fixed widths: resizeColumnsToContents asks every row for its data (seconds at 262k rows)
-        widths = {"id": 64, "token": 170, "category": 104, "flags": 110, "cluster": 56, "rank": 64, "flagged": 60}
+        widths = {"id": 64, "token": 170, "category": 104, "flags": 110, "cluster": 56, "rank": 64, "flagged": 60,
+                  "verdict": 100, "taxonomy": 190, "reasons": 420}
         for col, name in enumerate(self.model.columns):
             self.view.setColumnWidth(col, widths.get(name, 92))
         self._update_count()
