@@ -46,6 +46,9 @@ class Verdicts:
     def empty(cls, n: int) -> "Verdicts":
         return cls(np.zeros(n, dtype=np.int8), np.full(n, np.nan, dtype=np.float32), [""] * n)
 
+    def copy(self) -> "Verdicts":
+        return Verdicts(self.verdict.copy(), self.max_prob.copy(), list(self.reasons), list(self.history))
+
     def history_for(self, token_id: int) -> list[dict[str, Any]]:
         """The prompt runs made with this token (first run of each record)."""
         return [r for r in self.history if r.get("runs") and r["runs"][0].get("token") == token_id]

@@ -38,8 +38,8 @@ class ProbeMode:
 
 
 MODES = {
-    "full": ProbeMode("full", 36, ("repeat-device", "what-means", "plain-repeat"), 3, 16),
-    "fast": ProbeMode("fast", 1, ("repeat-device",), 2, 64),
+    "full": ProbeMode("full", 3, ("repeat-device", "what-means", "repeat-after-me"), 3, 32),
+    "fast": ProbeMode("fast", 3, ("repeat-device",), 2, 64),
 }
 
 
@@ -55,6 +55,7 @@ class ProbeModel:
     tokenizer: Any
     vocab_rows: int
     dtype_name: str
+    prefix_cache: dict[tuple[int, ...], Any] = field(default_factory=dict)
 
     def step(self, input_ids: Any, cache: Any = None) -> tuple[Any, Any]:
         """One forward pass: (float32 logits at the last position, the key/value cache)."""
@@ -141,13 +142,31 @@ def _reason(probs: np.ndarray, names: tuple[str, ...], verdict: int, error: str 
     return f"max P(token) {best:.3g} {limits[verdict]} ({detail})"
 
 
-def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: int) -> np.ndarray:
-    """Largest probability of each row's target over the next `steps` positions (greedy)."""
+def _shared_prefix(pm: ProbeModel, prefix: np.ndarray, batch: int) -> Any:
+    """The key/value cache of the prompt's token-free prefix, computed once and repeated for the batch."""
+    import copy
+
     import torch
 
+    key = tuple(prefix.tolist())
+    if key not in pm.prefix_cache:
+        pm.prefix_cache[key] = pm.step(torch.from_numpy(prefix)[None, :])[1]
+    cache = copy.deepcopy(pm.prefix_cache[key])
+    cache.batch_repeat_interleave(batch)
+    return cache
+
+
+def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: int) -> np.ndarray:
+    """Largest probability of each row's target over the next `steps` positions (greedy). The part
+    of the prompt before the first slot is the same for every row: it is read once."""
+    import torch
+
+    first_slot = int(np.argmax(rows[0] != rows[-1])) if len(rows) > 1 else 0
+    first_slot = min(first_slot, rows.shape[1] - 1)
     with torch.inference_mode():
         target = torch.from_numpy(targets).long()[:, None]
-        logits, cache = pm.step(torch.from_numpy(rows))
+        cache = _shared_prefix(pm, rows[0, :first_slot], len(rows)) if first_slot > 0 else None
+        logits, cache = pm.step(torch.from_numpy(np.ascontiguousarray(rows[:, first_slot:])), cache)
         best = torch.zeros(len(rows), dtype=torch.float32)
         for step in range(steps):
             probs = torch.softmax(logits, dim=-1)

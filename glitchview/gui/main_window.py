@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDockWidget, 
 from ..core.analysis import Analysis
 from ..core.colouring import colour_options, colouring_for
 from ..core.errors import GlitchViewError
-from ..core.export import export_columns, export_rows, write_csv
+from ..core.export import export_columns, export_rows, write_csv, write_filter_list
 from ..core.mapindex import build_map_index
 from ..core.pipeline import ScanSettings, analyse, open_model, project, scan
 from ..core.progress import CancelToken, ProgressFn, sub_progress
@@ -174,6 +174,7 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "Export flagged tokens…", lambda: self.export("flagged"), "Ctrl+E")
         self._action(file, "Export selection…", lambda: self.export("selection"))
+        self._action(file, "Export glitch filter list…", self.export_filter_list)
         file.addSeparator()
         self._action(file, "Quit", self.close, "Ctrl+Q")
         edit = m.addMenu("&Edit")
@@ -307,6 +308,7 @@ class MainWindow(QMainWindow):
         a = self.state.analysis
         return dataclasses.replace(a, flagged=a.flagged.copy(), selection=self.state.selection.copy(),
                                    projections=dict(a.projections),
+                                   verdicts=a.verdicts.copy() if a.verdicts is not None else None,
                                    view={"colour_by": self.state.colour_by, "projection": self.state.projection,
                                          "indicator": self.state.indicator})
 
@@ -342,6 +344,16 @@ class MainWindow(QMainWindow):
         order = ids[np.argsort(self.state.ranks[self.state.indicator][ids], kind="stable")]
         indicator = self.state.indicator
         self.jobs.start("export", lambda p, c: ("exported", write_csv(snapshot, Path(path), order, indicator), path))
+
+    def export_filter_list(self, path: str | None = None) -> None:
+        """The verified glitch tokens as a JSON filter list (bad_words_ids / logits mask)."""
+        if self.state.analysis is None:
+            return
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export glitch filter list", "glitch-filter.json", "JSON (*.json)")
+        if path:
+            snapshot = self.snapshot()
+            self.jobs.start("export", lambda p, c: ("exported", write_filter_list(snapshot, Path(path)), path))
 
     # --- job results ----------------------------------------------------------------------------
     def _on_progress(self, fraction: float, message: str) -> None:

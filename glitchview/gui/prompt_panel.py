@@ -99,8 +99,12 @@ class PromptPanel(QWidget):
         self.verify_button.clicked.connect(lambda: self.verify([self.token_id], "full"))
         self.mode = QComboBox()
         self.mode.addItems(list(MODES))
+        self.mode.setToolTip("mode for Verify selection / flagged: full (three prompts) or fast (one short prompt)")
         self.verify_sel = QPushButton("Verify selection")
         self.verify_sel.clicked.connect(lambda: self.verify(list(self.state.selected_ids()), self.mode.currentText()))
+        self.verify_flagged = QPushButton("Verify flagged")
+        self.verify_flagged.clicked.connect(
+            lambda: self.verify(list(np.flatnonzero(self.state.analysis.flagged)), self.mode.currentText()))
         self.progress = QProgressBar(maximum=1000, textVisible=False)
         self.progress.setFixedHeight(8)
         self.status = QLabel("Select a token, then Run a template or Verify it.", wordWrap=True)
@@ -121,12 +125,15 @@ class PromptPanel(QWidget):
                 settings.addWidget(QLabel(label))
             settings.addWidget(w)
         left.addLayout(settings, 3, 0, 1, 4)
-        buttons = QHBoxLayout()
-        for w in (self.run_button, self.stop_button, self.verify_button, self.mode, self.verify_sel):
+        buttons, verify = QHBoxLayout(), QHBoxLayout()
+        for w in (self.run_button, self.stop_button, self.verify_button):
             buttons.addWidget(w)
+        for w in (self.mode, self.verify_sel, self.verify_flagged):
+            verify.addWidget(w)
         left.addLayout(buttons, 4, 0, 1, 4)
-        left.addWidget(self.progress, 5, 0, 1, 4)
-        left.addWidget(self.status, 6, 0, 1, 4)
+        left.addLayout(verify, 5, 0, 1, 4)
+        left.addWidget(self.progress, 6, 0, 1, 4)
+        left.addWidget(self.status, 7, 0, 1, 4)
         left_widget = QWidget()
         left_widget.setLayout(left)
         left_widget.setMaximumWidth(500)
@@ -198,7 +205,7 @@ class PromptPanel(QWidget):
     def _on_analysis(self) -> None:
         a = self.state.analysis
         can = a is not None and a.model.generative
-        for w in (self.run_button, self.verify_button, self.verify_sel):
+        for w in (self.run_button, self.verify_button, self.verify_sel, self.verify_flagged):
             w.setEnabled(can)
         if a is not None and not a.model.generative:
             self.status.setText(f"{a.model.title} is an encoder ({a.model.architecture}): it cannot generate, "
@@ -213,7 +220,7 @@ class PromptPanel(QWidget):
     def _busy(self, busy: bool) -> None:
         self.stop_button.setEnabled(busy)
         generative = self.state.analysis is not None and self.state.analysis.model.generative
-        for w in (self.run_button, self.verify_button, self.verify_sel):
+        for w in (self.run_button, self.verify_button, self.verify_sel, self.verify_flagged):
             w.setEnabled(generative and not busy)
 
     def _probe(self, progress: ProgressFn, cancel: CancelToken):

@@ -1,0 +1,92 @@
+"""Benchmark of verification on SmolLM2 (and Gemma-3 with --gemma): tokens verified per second by
+the batched full and fast repetition tests against a per-token `generate` baseline in the same run,
+peak memory, agreement of fast with full verdicts, float32 against bfloat16, and the indicator
+quality table (top 1000 of each indicator plus 500 random ordinary tokens, fast mode).
+Run: `python bench/bench_probing.py [--gemma] [--quality-top 1000] [--sample 500]`."""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--gemma", action="store_true", help="also measure Gemma-3-270M")
+    parser.add_argument("--quality-top", type=int, default=1000)
+    parser.add_argument("--sample", type=int, default=500)
+    parser.add_argument("--agreement", type=int, default=150, help="suspects and ordinary tokens each")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from glitchview.cli import format_quality
+    from glitchview.core.pipeline import scan
+    from glitchview.core.probing import VERDICTS, load_probe_model, verify_tokens
+    from glitchview.core.quality import GLITCH, verification_ids
+    from glitchview.core.templates import default_templates, encode_template, fill, repetition_text
+
+    for name in ["smollm2", *(["gemma3"] if args.gemma else [])]:
+        model, analysis = scan(name)
+        probe = load_probe_model(model)
+        rng = np.random.default_rng(0)
+        suspects = analysis.top("unembedding_cosine", args.agreement)
+        ordinary = rng.choice(np.setdiff1d(np.flatnonzero(~analysis.table.flags["special"]), suspects),
+                              args.agreement, replace=False)
+        ids = np.concatenate([suspects, ordinary])
+        print(f"\n## {name}: {len(analysis):,} tokens, network in {probe.dtype_name}, {torch.get_num_threads()} threads\n",
+              flush=True)
+
+        # baseline: per token, one `generate` call (30 new tokens) on each of the full test's prompts
+        templates = [encode_template(probe.tokenizer, repetition_text(t, 36)) for t in default_templates()["repetition"]]
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for token in ids[:4]:
+                for template in templates:
+                    probe.model.generate(torch.from_numpy(fill(template, np.array([token]))), max_new_tokens=30,
+                                         do_sample=False, pad_token_id=0)
+        base_rate = 4 / (time.perf_counter() - start)
+        full = verify_tokens(probe, ids[:96], "full")
+        fast = verify_tokens(probe, ids, "fast")
+        print("| method | tokens/s | vs per-token generate |\n|---|---:|---:|")
+        print(f"| per-token `generate`, 30 new tokens on each of the 3 prompts (baseline) | {base_rate:.2f} | 1.0x |")
+        print(f"| batched full test (3 prompts) | {full.tokens_per_second:.2f} | {full.tokens_per_second / base_rate:.1f}x |")
+        print(f"| batched fast screening | {fast.tokens_per_second:.1f} | {fast.tokens_per_second / base_rate:.0f}x |")
+        print(f"\npeak memory (process so far): {peak_mb():,.0f} MB")
+
+        full_all = verify_tokens(probe, ids, "full")
+        glitch_full = np.isin(full_all.verdicts, list(GLITCH))
+        glitch_fast = np.isin(fast.verdicts, list(GLITCH))
+        agree = float((glitch_full == glitch_fast).mean())
+        print(f"\nfast vs full (glitch or not), {len(ids)} tokens ({args.agreement} top suspects + "
+              f"{args.agreement} random): agreement {agree:.1%}; full finds {int(glitch_full.sum())}, "
+              f"fast {int(glitch_fast.sum())}")
+        if probe.dtype_name == "bfloat16":
+            fp32 = load_probe_model(model, "float32")
+            ref = verify_tokens(fp32, ids[:96], "full")
+            same = float((np.isin(ref.verdicts, list(GLITCH)) == glitch_full[:96]).mean())
+            print(f"bfloat16 vs float32 full verdicts on 96 tokens: agreement {same:.1%} "
+                  f"(float32: {ref.tokens_per_second:.2f} tokens/s)")
+            del fp32
+
+        if name == "smollm2":
+            vids, sample = verification_ids(analysis, list(analysis.scores), args.quality_top, args.sample)
+            result = verify_tokens(probe, vids, "fast")
+            verdicts = analysis.ensure_verdicts()
+            verdicts.record(result.ids, result.verdicts, result.max_prob, result.reasons)
+            counts = np.bincount(result.verdicts, minlength=len(VERDICTS))
+            print(f"\nindicator quality, {len(vids)} tokens verified (fast mode, {result.seconds:.0f} s): "
+                  + ", ".join(f"{VERDICTS[k]} {counts[k]}" for k in range(1, len(VERDICTS)) if counts[k]))
+            print("```\n" + format_quality(analysis, verdicts.verdict, sample, args.quality_top) + "\n```")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
