@@ -19,6 +19,7 @@ from . import __version__
 from .core.analysis import Analysis
 from .core.errors import Cancelled, GlitchViewError
 from .core.indicators import INDICATORS
+from .core.progress import sub_progress
 from .core.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
 from .core.text import display_width, escape_text
 
@@ -155,7 +156,7 @@ def format_quality(analysis: Analysis, verdicts: np.ndarray, sample: np.ndarray,
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .core.export import write_csv, write_filter_list
-    from .core.pipeline import ScanSettings, scan
+    from .core.pipeline import ScanSettings, analyse, open_model
     from .core.probing import VERDICTS, load_probe_model, verify_tokens
     from .core.quality import verification_ids
     from .core.session import save_analysis
@@ -163,14 +164,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     bars = StepBars()
     try:
-        model, analysis = scan(args.model, ScanSettings(clusters=args.clusters, seed=args.seed), progress=bars)
+        model = open_model(args.model, sub_progress(bars, 0.0, 0.3))
+        bars(0.3, f"Load network: building {model.source.display_name} for generation")
+        probe = load_probe_model(model, args.precision)  # an encoder fails here, before any work
+        analysis = analyse(model, args.model, ScanSettings(clusters=args.clusters, seed=args.seed),
+                           sub_progress(bars, 0.3, 1.0))
         indicators = list(INDICATORS) if args.indicator == "all" else [args.indicator]
         if args.ids:
             ids, sample = np.asarray(args.ids, dtype=np.int64), np.zeros(0, dtype=np.int64)
         else:
             ids, sample = verification_ids(analysis, indicators, args.top, args.sample, args.seed)
-        bars(0.0, f"Load network: building {model.source.display_name} for generation")
-        probe = load_probe_model(model, args.precision)
         result = verify_tokens(probe, ids, args.mode, progress=bars)
     finally:
         bars.close()

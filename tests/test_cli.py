@@ -36,12 +36,18 @@ def test_scan_prints_both_ends_and_writes_files(tiny_hf: TinyModel, tmp_path: Pa
     (["scan", "nope.gguf"], "no model at"),
     (["export", "/no/such.gva.npz", "--out", "x.csv"], "no analysis file"),
     (["scan", "smollm2", "-k", "0"], "at least 1"),
-    (["verify", "minilm", "--ids", "5"], "cannot generate"),
 ])
 def test_errors_are_one_line_and_nonzero(args: list[str], message: str, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+
+
+def test_verify_refuses_an_encoder_clearly(capsys) -> None:
+    assert main(["verify", "minilm", "--ids", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "cannot generate" in err[-1] and err[-1].startswith("glitchview: error:")
+    assert not any("Traceback" in line or "Token table" in line for line in err)  # refused before any work
 
 
 def test_python_dash_m_and_bad_gguf_in_a_real_process(tmp_path: Path) -> None:
