@@ -56,7 +56,7 @@ def main() -> None:
     ref = choose_reference(table, own_center_distance(x, ours.labels, ours.centers))
     inputs = ScoringInputs(x, model.unembedding, ours.labels, ours.centers, ref.ids)
     for name, ind in INDICATORS.items():
-        timed(f"indicator {name}", lambda: ind.compute(inputs))
+        timed(f"indicator {name}", lambda compute=ind.compute: compute(inputs))
     mb = timed("k-means MiniBatchKMeans (sklearn)",
                lambda: MiniBatchKMeans(args.clusters, random_state=0, n_init=3).fit(x))
     inertias = {"GlitchView": ours.inertia, "MiniBatchKMeans": inertia_of(x, mb.labels_, mb.cluster_centers_)}

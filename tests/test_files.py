@@ -62,7 +62,7 @@ def test_saving_over_a_file_is_atomic(tiny_analysis: Analysis, tmp_path: Path) -
     before = path.read_bytes()
     tiny_analysis.scores["broken"] = object()  # not an array: saving fails midway
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(ValueError, match="allow_pickle"):
             save_analysis(tiny_analysis, path)
     finally:
         del tiny_analysis.scores["broken"]

@@ -107,13 +107,13 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
     for i, ind in enumerate(INDICATORS):
         cancel.check()
         progress(0.5 + 0.1 * i / len(INDICATORS), f"Indicators: {ind}")
-        scores[ind] = timer.run(f"indicator:{ind}", lambda: compute_all(inputs, [ind])[ind])
+        scores[ind] = timer.run(f"indicator:{ind}", lambda name=ind: compute_all(inputs, [name])[name])
     projections: dict[str, np.ndarray] = {}
     share = 0.4 / max(len(settings.projections), 1)
     for i, method in enumerate(settings.projections):
         step = _step(progress, 0.6 + i * share, 0.6 + (i + 1) * share, f"Projection {method.upper()}")
-        projections[method] = timer.run(f"projection:{method}", lambda: project(
-            model.input_embeddings, method, settings.seed, step, cancel))
+        projections[method] = timer.run(f"projection:{method}", lambda m=method, report=step: project(
+            model.input_embeddings, m, settings.seed, report, cancel))
     info = ModelInfo(name=name, title=model.source.display_name, fingerprint=model.fingerprint,
                      architecture=model.architecture, n_tokens=n, dim=dim, tied=model.tied,
                      generative=model.generative, notes=notes)

@@ -1,9 +1,8 @@
 """Side panels: analysis settings (clusters, projection, indicator, flagging) and the token detail
-view that the prompt editor will join."""
+view shown beside the prompt editor (scores, ranks, verdict, prompt history)."""
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
@@ -130,8 +129,3 @@ class TokenDetail(QWidget):
         scores = "\n".join(f"{n}: {v[token_id]:.5g}" for n, v in a.scores.items())
         return (f"«{escape_text(a.table.texts[token_id])}»  id {token_id}\ncluster {int(a.labels[token_id])} · "
                 f"{a.table.category_names()[token_id]}\n{scores}")
-
-
-def summarise_ids(ids: np.ndarray, limit: int = 8) -> str:
-    head = ", ".join(str(int(i)) for i in ids[:limit])
-    return head + (f", … ({len(ids):,} in all)" if len(ids) > limit else "")

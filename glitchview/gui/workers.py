@@ -71,10 +71,6 @@ class JobRunner(QObject):
     def busy(self) -> bool:
         return self._running
 
-    @property
-    def job_name(self) -> str:
-        return self._name
-
     def start(self, name: str, job: Job) -> int:
         """Cancel any running job and start `job`; returns its id."""
         self.cancel()
