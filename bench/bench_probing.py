@@ -1,8 +1,8 @@
-"""Benchmark of verification on SmolLM2 (and Gemma-3 with --gemma): tokens verified per second by
+"""Benchmark of verification on SmolLM2 (and Gemma-3 with --models smollm2,gemma3): tokens verified per second by
 the batched full and fast repetition tests against a per-token `generate` baseline in the same run,
 peak memory, agreement of fast with full verdicts, float32 against bfloat16, and the indicator
 quality table (top 1000 of each indicator plus 500 random ordinary tokens, fast mode).
-Run: `python bench/bench_probing.py [--gemma] [--quality-top 1000] [--sample 500]`."""
+Run: `python bench/bench_probing.py [--models smollm2,gemma3] [--quality-top 1000] [--sample 500]`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def peak_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--gemma", action="store_true", help="also measure Gemma-3-270M")
+    parser.add_argument("--models", default="smollm2", help="comma-separated, e.g. smollm2,gemma3")
     parser.add_argument("--quality-top", type=int, default=1000)
     parser.add_argument("--sample", type=int, default=500)
     parser.add_argument("--agreement", type=int, default=150, help="suspects and ordinary tokens each")
@@ -33,7 +33,7 @@ def main() -> None:
     from glitchview.core.quality import GLITCH, verification_ids
     from glitchview.core.templates import default_templates, encode_template, fill, repetition_text
 
-    for name in ["smollm2", *(["gemma3"] if args.gemma else [])]:
+    for name in args.models.split(","):
         model, analysis = scan(name)
         probe = load_probe_model(model)
         rng = np.random.default_rng(0)

@@ -1,8 +1,9 @@
 """Render the documentation screenshots offscreen: `python docs/make_screenshots.py`.
 
 Opens the real window on the default demo model (SmolLM2), selects the tight knot of barely
-trained tokens (the low end of cluster_distance), filters the table to it, and saves a PNG next
-to this script."""
+trained tokens (the low end of cluster_distance), verifies them (fast repetition test), filters
+the table to them, runs the seed's breakfast prompt with the first one beside a control token,
+and saves a PNG next to this script."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).resolve().parent
+
+
+def wait(app, owner, limit: float = 600) -> None:
+    """Let the event loop run until `owner`'s job runner is idle."""
+    start = time.monotonic()
+    while True:
+        app.processEvents()
+        time.sleep(0.01)
+        if not owner.jobs.busy or time.monotonic() - start > limit:
+            return
 
 
 def main() -> None:
@@ -34,7 +45,17 @@ def main() -> None:
     knot = state.orders["cluster_distance"][::-1][:40]  # the low end: tokens nearest their centre
     state.select_ids(knot)
     window.table.only_selection.setChecked(True)
-    window.detail.show_token(int(knot[0]))
+    window.prompt.mode.setCurrentText("fast")
+    window.prompt.verify_sel.click()
+    wait(app, window.prompt)
+    window.request_colouring("verdict")
+    wait(app, window)
+    glitch = next(int(i) for i in knot if state.analysis.verdicts.verdict[i] in (1, 2))
+    window.show_token(glitch)
+    window.prompt.template.setCurrentText("breakfast")
+    window.prompt.max_tokens.setValue(16)
+    window.prompt.run_button.click()
+    wait(app, window.prompt)
     for _ in range(30):
         app.processEvents()
         time.sleep(0.01)
