@@ -17,10 +17,11 @@ from tiny_models import TinyModel, write_gguf, write_hf_folder  # noqa: E402
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test session converts and caches into its own folder, and keeps its Qt settings
-    (recent models) in its own config folder: never the user's."""
+    (recent models), logs and autosaves in its own folders: never the user's."""
     folder = tmp_path_factory.mktemp("glitchview-cache")
     os.environ["GLITCHVIEW_CACHE_DIR"] = str(folder)
     os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    os.environ["GLITCHVIEW_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
     return folder
 
 

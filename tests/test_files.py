@@ -18,28 +18,8 @@ from glitchview.core.export import read_token_bytes, safe_cell, write_csv, write
 from glitchview.core.pipeline import ScanSettings, scan
 from glitchview.core.session import load_analysis, save_analysis
 from glitchview.core.text import escape_text, unescape_text
+from analysis_checks import assert_same_analysis
 from tiny_models import TinyModel
-
-
-def assert_same_analysis(a: Analysis, b: Analysis) -> None:
-    assert a.model == b.model and a.settings == b.settings and a.inertia == b.inertia
-    assert a.table.pieces == b.table.pieces and a.table.texts == b.table.texts
-    assert a.table.token_bytes == b.table.token_bytes
-    np.testing.assert_array_equal(a.table.category, b.table.category)
-    for name in a.table.flags:
-        np.testing.assert_array_equal(a.table.flags[name], b.table.flags[name])
-    assert a.scores.keys() == b.scores.keys() and a.projections.keys() == b.projections.keys()
-    for name in a.scores:
-        np.testing.assert_array_equal(a.scores[name], b.scores[name])
-    for name in a.projections:
-        np.testing.assert_array_equal(a.projections[name], b.projections[name])
-    for x, y in ((a.labels, b.labels), (a.centers, b.centers), (a.flagged, b.flagged),
-                 (a.reference.ids, b.reference.ids)):
-        np.testing.assert_array_equal(x, y)
-    assert a.reference.rule == b.reference.rule and a.timings == b.timings and a.view == b.view
-    assert (a.selection is None) == (b.selection is None)
-    if a.selection is not None:
-        np.testing.assert_array_equal(a.selection, b.selection)
 
 
 @pytest.fixture(scope="module")

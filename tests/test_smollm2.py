@@ -10,7 +10,7 @@ import numpy as np
 from glitchview.core.export import read_token_bytes, write_csv
 from glitchview.core.indicators import INDICATORS, ranks
 from glitchview.core.session import load_analysis, save_analysis
-from test_files import assert_same_analysis
+from analysis_checks import assert_same_analysis
 
 
 def test_every_token_scored(smollm2_scan) -> None:

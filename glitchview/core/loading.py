@@ -24,6 +24,7 @@ import numpy as np
 
 from .child import run_in_child
 from .errors import ModelLoadError, NoEmbeddingError
+from .memory import check_fits
 from .progress import CancelToken, ProgressFn, no_progress
 from .sources import ModelSource, cache_root, fingerprint
 
@@ -123,6 +124,19 @@ def _load_pickle_free(path: Path) -> dict[str, Any]:
     return state
 
 
+def _tensor_bytes(path: Path, name: str) -> int:
+    """Bytes a tensor takes once read and converted to float32 (plus its stored copy), from the header."""
+    if path.suffix != ".safetensors":
+        return 0  # pickle-free .bin files are memory-mapped; nothing cheap to read first
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        piece = f.get_slice(name)
+        count = int(np.prod(piece.get_shape()))
+        stored = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I8": 1, "U8": 1}.get(piece.get_dtype(), 4)
+    return count * (4 + stored)
+
+
 def _read_tensor(path: Path, name: str) -> np.ndarray:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
@@ -155,6 +169,9 @@ def read_embeddings(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise NoEmbeddingError(f"the weights in {folder} hold no token-embedding matrix "
                                f"(looked for *.embed_tokens/word_embeddings/wte.weight among "
                                f"{len(names)} tensors)")
+    needed = sum(_tensor_bytes(path, name) for name, path in filter(None, (found_in, found_out)))
+    check_fits(needed, f"reading the embedding matrices of {folder.name}",
+               "close other programs or use a machine with more memory")
     if found_in is None:  # only an output matrix: score it as both
         return _read_tensor(found_out[1], found_out[0]), None
     inputs = _read_tensor(found_in[1], found_in[0])
@@ -243,6 +260,18 @@ def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> No
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _gguf_dequantised_bytes(path: Path) -> int:
+    """Memory the one-off GGUF conversion needs: every tensor in float32, twice (transformers keeps
+    the dequantised copy and the model), estimated from the file's tensor table."""
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+        return 2 * 4 * sum(int(t.n_elements) for t in reader.tensors)
+    except Exception as exc:  # the reader rejects truncated or foreign files
+        raise ModelLoadError(f"cannot read GGUF file {path}: {exc}") from exc
+
+
 def _cached_folder(source: ModelSource, fp: str, progress: ProgressFn, cancel: CancelToken) -> tuple[Path, bool]:
     """The plain-folder form of a GGUF model, converting it on first use. Returns (folder, was_cached)."""
     target = cache_root() / "models" / fp
@@ -254,6 +283,8 @@ def _cached_folder(source: ModelSource, fp: str, progress: ProgressFn, cancel: C
         except (OSError, ValueError):
             pass
     target.parent.mkdir(parents=True, exist_ok=True)
+    check_fits(_gguf_dequantised_bytes(source.path), f"dequantising {source.path.name}",
+               "the conversion holds the whole model in float32 once; use a machine with more memory")
     run_in_child(_convert_gguf, (source, target), "GGUF conversion", progress, cancel)
     return target, False
 

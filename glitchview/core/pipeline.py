@@ -20,7 +20,8 @@ from .loading import LoadedModel, load_model
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .projection import pca, umap_projection
 from .reference import choose_reference
-from .sources import resolve
+from .errors import GlitchViewError
+from .sources import fingerprint, resolve
 from .vocab import TokenTable, cached_token_table
 
 PROJECTIONS = ("pca", "umap")
@@ -65,6 +66,21 @@ def _step(progress: ProgressFn, start: float, end: float, title: str) -> Progres
 def open_model(name: str, progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> LoadedModel:
     """Resolve a model name and load it (tokenizer and embedding matrices)."""
     return load_model(resolve(name), _step(progress, 0.0, 1.0, "Load model"), cancel)
+
+
+def model_changed(analysis: Analysis) -> str:
+    """A message when the model an analysis was made for now has another fingerprint; "" when it
+    is the same, or cannot be found (then the analysis is shown as it was saved)."""
+    try:
+        source = resolve(analysis.model.name)
+    except GlitchViewError:
+        return ""
+    current = fingerprint(source)
+    if current == analysis.model.fingerprint:
+        return ""
+    return (f"This analysis was made for a different version of '{analysis.model.name}' (fingerprint "
+            f"{analysis.model.fingerprint}; the model there now has {current}). Its scores may not match "
+            f"the model any more: re-run the analysis on the current model?")
 
 
 def project(matrix: np.ndarray, method: str, seed: int = 0, progress: ProgressFn = no_progress,

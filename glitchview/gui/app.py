@@ -8,6 +8,7 @@ import sys
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QApplication
 
+from ..core.logs import setup_logging
 from ..core.session import SUFFIX
 from ..core.sources import DEFAULT_MODEL
 
@@ -22,6 +23,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setDesktopFileName(APP_ID)
     app.setStyle("Fusion")
+    setup_logging()
     return app
 
 
@@ -39,4 +41,5 @@ def main(argv: list[str] | None = None) -> int:
         window.open_analysis(args.target)
     else:
         window.open_model(args.target)
+    window.offer_restore()
     return app.exec()

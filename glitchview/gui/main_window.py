@@ -8,8 +8,8 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtCore import QSettings, Qt, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
                                QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter, QToolButton,
                                QVBoxLayout, QWidget)
@@ -17,12 +17,14 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDockWidget, 
 from ..core.analysis import Analysis
 from ..core.colouring import colour_options, colouring_for
 from ..core.errors import GlitchViewError
+from ..core.logs import log_folder, log_path
 from ..core.export import export_columns, export_rows, write_csv, write_filter_list
 from ..core.mapindex import build_map_index
-from ..core.pipeline import ScanSettings, analyse, open_model, project, scan
+from ..core.pipeline import ScanSettings, analyse, model_changed, open_model, project, scan
 from ..core.progress import CancelToken, ProgressFn, sub_progress
 from ..core.session import SUFFIX, load_analysis, save_analysis
 from ..core.views import prepare_view_data
+from .autosave import Autosaver, autosave_path, pending_autosave
 from .legend import Legend
 from .map_view import EmbeddingMap
 from .model_picker import ModelPicker, recent_models, remember_model
@@ -66,6 +68,8 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._connect()
+        self.autosaver = Autosaver(self.state, self.snapshot, self)
+        self.last_warning = ""
         self.resize(1600, 1000)
 
     # --- construction -----------------------------------------------------------------------
@@ -200,6 +204,7 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
         help_menu = m.addMenu("&Help")
         self._action(help_menu, "Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(help_menu, "Open log folder", self.open_log_folder)
         self._action(help_menu, "About GlitchView", self.show_about)
 
     def _connect(self) -> None:
@@ -325,9 +330,34 @@ class MainWindow(QMainWindow):
         def job(progress: ProgressFn, cancel: CancelToken):
             progress(0.1, f"Reading {Path(path).name}")
             analysis = load_analysis(Path(path))
-            return None, analysis, prepare_view_data(analysis, sub_progress(progress, 0.5, 1.0)), path
+            return None, analysis, prepare_view_data(analysis, sub_progress(progress, 0.5, 1.0)), path, \
+                model_changed(analysis)
 
         self.jobs.start("open analysis", job)
+
+    def offer_restore(self) -> None:
+        """If the last session died, offer to restore its autosaved flags, selection and verdicts."""
+        path = pending_autosave()
+        if path is None:
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Restore the last session?",
+                          "GlitchView did not close cleanly last time. Restore the flags, selection and "
+                          "verification results it autosaved?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setModal(False)
+        box.accepted.connect(lambda: self.open_analysis(str(path)))
+        box.open()
+        self.restore_box = box
+
+    def _warn_changed_model(self, message: str) -> None:
+        self.last_warning = message
+        box = QMessageBox(QMessageBox.Icon.Warning, "The model has changed", message,
+                          QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Ignore, self)
+        box.button(QMessageBox.StandardButton.Retry).setText("Re-run the analysis")
+        box.button(QMessageBox.StandardButton.Retry).clicked.connect(
+            lambda: self.open_model(self.state.analysis.model.name))
+        box.setModal(False)
+        box.open()
 
     def export(self, which: str, path: str | None = None) -> None:
         if self.state.analysis is None:
@@ -371,7 +401,8 @@ class MainWindow(QMainWindow):
             model, analysis, view = result[:3]
             a_view = analysis.view if name == "open analysis" else {}
             keep = self.state.selection if name == "re-cluster" else analysis.selection
-            self.state.path = result[3] if name == "open analysis" else ""
+            opened = result[3] if name == "open analysis" else ""
+            self.state.path = "" if opened and Path(opened) == autosave_path() else opened  # never save over it
             if name == "open analysis":
                 analysis.settings["indicator"] = a_view.get("indicator", analysis.settings.get("indicator"))
             self.state.set_analysis(analysis, view, model, selection=keep,
@@ -379,6 +410,8 @@ class MainWindow(QMainWindow):
                                     projection=a_view.get("projection"))
             if name == "open model":
                 remember_model(analysis.model.name)
+            if name == "open analysis" and result[4]:
+                self._warn_changed_model(result[4])
             t = sum(analysis.timings.values())
             self._job_ended(f"{analysis.model.title}: {len(analysis):,} tokens analysed"
                             f"{f' in {t:.1f} s' if name != 'open analysis' else ''}")
@@ -545,6 +578,12 @@ class MainWindow(QMainWindow):
         box.setStyleSheet("QLabel { font-family: monospace; }")
         box.open()
 
+    def open_log_folder(self) -> None:
+        folder = log_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self.status.setText(f"Log file: {log_path()}")
+
     def show_about(self) -> None:
         from .. import __version__
 
@@ -554,6 +593,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         self.jobs.cancel()
         self.prompt.jobs.cancel()
+        self.autosaver.discard()
         from PySide6.QtCore import QThreadPool
 
         QThreadPool.globalInstance().waitForDone(5000)

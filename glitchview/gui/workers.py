@@ -12,6 +12,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from ..core.errors import Cancelled, GlitchViewError
+from ..core.logs import LOGGER
 from ..core.progress import CancelToken, ProgressFn
 
 Job = Callable[[ProgressFn, CancelToken], Any]
@@ -103,6 +104,7 @@ class JobRunner(QObject):
             self.finished.emit(self._name, result)
 
     def _on_failed(self, job_id: int, message: str, details: str) -> None:
+        LOGGER.error("job failed: %s\n%s", message, details or "(expected error, no traceback)")
         if self._current(job_id):
             self._set_running(False)
             self.failed.emit(self._name, message, details)

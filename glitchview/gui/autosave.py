@@ -1,0 +1,62 @@
+"""Autosave: the user's flags, selection and verification results are written to the data folder
+shortly after every change (and every minute), off the GUI thread. A clean exit removes the file;
+finding it at start means the last session died, and the window offers to restore it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, QTimer
+
+from ..core.analysis import Analysis
+from ..core.logs import data_root
+from ..core.session import SUFFIX, save_analysis
+from .state import AnalysisState
+from .workers import JobRunner
+
+DEBOUNCE_MS = 2_000
+PERIOD_MS = 60_000
+
+
+def autosave_path() -> Path:
+    return data_root() / "autosave" / f"last-session{SUFFIX}"
+
+
+def pending_autosave() -> Path | None:
+    """The autosave a crashed session left behind, if any."""
+    path = autosave_path()
+    return path if path.exists() else None
+
+
+class Autosaver(QObject):
+    def __init__(self, state: AnalysisState, snapshot: Callable[[], Analysis], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.snapshot = state, snapshot
+        self.jobs = JobRunner(self)
+        self.dirty = False
+        self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.save_now)
+        self._period = QTimer(self, interval=PERIOD_MS)
+        self._period.timeout.connect(self.save_now)
+        self._period.start()
+        for signal in (state.flagsChanged, state.selectionChanged, state.verdictsChanged):
+            signal.connect(self._changed)
+
+    def _changed(self) -> None:
+        self.dirty = True
+        self._debounce.start()
+
+    def save_now(self) -> None:
+        """Write the current analysis to the autosave file (on a worker) if anything changed."""
+        if not self.dirty or self.state.analysis is None or self.jobs.busy:
+            return
+        self.dirty = False
+        snapshot, path = self.snapshot(), autosave_path()
+        self.jobs.start("autosave", lambda progress, cancel: save_analysis(snapshot, path))
+
+    def discard(self) -> None:
+        """A clean exit: nothing to restore next time."""
+        self._debounce.stop()
+        self._period.stop()
+        autosave_path().unlink(missing_ok=True)
