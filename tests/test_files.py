@@ -107,7 +107,11 @@ def test_escape_is_visible_and_one_to_one(text: str) -> None:
     assert all(c.isprintable() or c == " " for c in escaped)
 
 
-@given(st.lists(st.binary(max_size=12), min_size=1, max_size=20))
+FORMULAS = st.sampled_from([b"=1+1", b"+cmd|' /C calc'!A0", b"-2+3", b"@SUM(A1)", b"\t=x", b"\r=x", b"\xff=bad"])
+
+
+@given(st.lists(st.one_of(st.binary(max_size=12), FORMULAS,
+                          st.text(max_size=8).map(lambda t: t.encode("utf-8", "surrogatepass"))), min_size=1, max_size=20))
 def test_csv_keeps_arbitrary_token_bytes(tiny_analysis: Analysis, tmp_path_factory, tokens: list[bytes]) -> None:
     table = tiny_analysis.table
     saved = list(table.token_bytes), list(table.texts)
@@ -118,5 +122,9 @@ def test_csv_keeps_arbitrary_token_bytes(tiny_analysis: Analysis, tmp_path_facto
         path = tmp_path_factory.mktemp("csv") / "t.csv"
         write_csv(tiny_analysis, path, range(len(tokens)), "norm")
         assert read_token_bytes(path) == dict(enumerate(tokens))
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                for cell in (row["piece"], row["text"]):
+                    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
     finally:
         table.token_bytes[:], table.texts[:] = saved

@@ -105,6 +105,21 @@ def test_unsupported_gguf_architecture(tmp_path: Path) -> None:
         open_model(str(path))
 
 
+def test_unknown_architecture_folder_is_analysed_but_not_prompted(tiny_hf: TinyModel, tmp_path: Path) -> None:
+    from glitchview.core.errors import GlitchViewError
+    from glitchview.core.probing import load_probe_model
+
+    folder = tmp_path / "alien"
+    shutil.copytree(tiny_hf.path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="alienformer", architectures=["AlienformerForCausalLM"])
+    (folder / "config.json").write_text(json.dumps(config))
+    model, analysis = scan(str(folder), ScanSettings(clusters=4))
+    assert len(analysis) == tiny_hf.vocab_size  # the embedding matrix is all an analysis needs
+    with pytest.raises(GlitchViewError, match="cannot build"):
+        load_probe_model(model)
+
+
 def test_offline_mode_is_forced_whatever_the_environment() -> None:
     code = ("import os; os.environ['HF_HUB_OFFLINE'] = '0'; import glitchview.core; "
             "print(os.environ['HF_HUB_OFFLINE'], os.environ['TRANSFORMERS_OFFLINE'])")
