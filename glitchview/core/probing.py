@@ -91,11 +91,14 @@ def load_probe_model(loaded: LoadedModel, precision: str = "auto") -> ProbeModel
 
     use_bf16 = precision == "bfloat16" or (precision == "auto" and bf16_is_fast())
     dtype = torch.bfloat16 if use_bf16 else torch.float32
+    default_dtype = torch.get_default_dtype()
     try:
         model = AutoModelForCausalLM.from_pretrained(str(loaded.folder), trust_remote_code=False,
                                                      local_files_only=True, dtype=dtype)
     except Exception as exc:
         raise GlitchViewError(f"cannot build {loaded.source.display_name} for generation: {exc}") from exc
+    finally:  # a failed load must not leave torch's default dtype changed for everything after it
+        torch.set_default_dtype(default_dtype)
     model.eval()
     return ProbeModel(model, loaded.tokenizer, loaded.input_embeddings.shape[0], str(dtype).removeprefix("torch."))
 
@@ -135,6 +138,8 @@ def verdict_of(max_prob: float) -> int:
 def _reason(probs: np.ndarray, names: tuple[str, ...], verdict: int, error: str | None) -> str:
     if error is not None:
         return f"crash: {error}"
+    if verdict == VERDICTS.index("crash"):
+        return "crash: the model gave no valid probability (NaN) for this token"
     best = float(np.max(probs))
     detail = ", ".join(f"{n} {p:.2g}" for n, p in zip(names, probs))
     limits = {1: f"< {STRONG_BELOW}", 2: f"< {GLITCH_BELOW}", 3: f"between {GLITCH_BELOW} and {REJECT_ABOVE}",
