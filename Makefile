@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_PIP_ARGS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: run scan test bench screenshots clean
+.PHONY: run scan test test-frozen dist install validate-metadata icons bench screenshots clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,30 @@ bench: $(VENV)/.gemma3
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/make_screenshots.py
 
+icons: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/render_icons.py
+
+# freedesktop integration under a prefix (PREFIX=/usr/local by default; DESTDIR for packagers)
+PREFIX ?= /usr/local
+APP_ID := io.github.glitchview.GlitchView
+install:
+	install -Dm644 packaging/$(APP_ID).desktop $(DESTDIR)$(PREFIX)/share/applications/$(APP_ID).desktop
+	install -Dm644 packaging/$(APP_ID).metainfo.xml $(DESTDIR)$(PREFIX)/share/metainfo/$(APP_ID).metainfo.xml
+	install -Dm644 resources/icons/glitchview.svg $(DESTDIR)$(PREFIX)/share/icons/hicolor/scalable/apps/$(APP_ID).svg
+	for size in 16 24 32 48 64 128 256 512; do \
+		install -Dm644 resources/icons/glitchview-$$size.png \
+			$(DESTDIR)$(PREFIX)/share/icons/hicolor/$${size}x$${size}/apps/$(APP_ID).png; done
+
+validate-metadata:
+	appstreamcli validate --no-net packaging/$(APP_ID).metainfo.xml
+
+# a frozen one-folder build: dist/glitchview/glitchview (`glitchview gui` opens the window)
+dist: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pyinstaller>=6.10"
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build packaging/glitchview.spec
+
+test-frozen: dist
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m frozen tests/test_packaging.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build dist

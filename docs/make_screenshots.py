@@ -2,8 +2,9 @@
 
 Opens the real window on the default demo model (SmolLM2), selects the tight knot of barely
 trained tokens (the low end of cluster_distance), verifies them (fast repetition test), filters
-the table to them, runs the seed's breakfast prompt with the first one beside a control token,
-and saves a PNG next to this script."""
+the table to them, runs the seed's breakfast prompt with a verified glitch token beside a control
+token, then measures the indicators (top 100 of each plus 100 random tokens), and saves PNGs next
+to this script: main_window.png, prompt_panel.png, indicator_quality.png (used by guide.md)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,21 @@ def main() -> None:
         app.processEvents()
         time.sleep(0.01)
     window.grab().save(str(HERE / "main_window.png"))
-    print(f"wrote {HERE / 'main_window.png'}")
+    window.docks["detail"].widget().grab().save(str(HERE / "prompt_panel.png"))
+
+    window.quality.top_n.setValue(100)
+    window.quality.sample_n.setValue(100)
+    window.quality.request()  # verify the top 100 of every indicator and 100 random tokens
+    wait(app, window.prompt)
+    window.docks["quality"].raise_()
+    window.docks["quality"].setFloating(True)
+    window.docks["quality"].resize(760, 720)
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.01)
+    window.quality.grab().save(str(HERE / "indicator_quality.png"))
+    for name in ("main_window.png", "prompt_panel.png", "indicator_quality.png"):
+        print(f"wrote {HERE / name}")
     window.close()
 
 

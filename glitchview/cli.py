@@ -227,6 +227,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    from .gui.app import main as gui_main
+
+    return gui_main([args.target])
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     for demo in DEMO_MODELS.values():
         state = "installed" if demo_installed(demo.name) else f"not installed ({demo.install})"
@@ -245,7 +251,9 @@ def cmd_indicators(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glitchview", description="Find, map and verify glitch tokens.")
     parser.add_argument("--version", action="version", version=f"glitchview {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the installation (packages, Qt, torch, demo model) and analyse a tiny model offscreen")
+    sub = parser.add_subparsers(dest="command")
 
     scan_p = sub.add_parser("scan", help="load a model, score every token, cluster, project; print suspects")
     scan_p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
@@ -296,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--flagged", action="store_true", help="only the flagged tokens")
     exp_p.set_defaults(func=cmd_export)
 
+    gui_p = sub.add_parser("gui", help="open the desktop window")
+    gui_p.add_argument("target", nargs="?", default=DEFAULT_MODEL, help="a model or an analysis file")
+    gui_p.set_defaults(func=cmd_gui)
+
     sub.add_parser("models", help="list the demo models and whether they are installed").set_defaults(
         func=cmd_models)
     sub.add_parser("indicators", help="list the indicators and their suspicious ends").set_defaults(
@@ -304,7 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.self_test:
+        from .selftest import run
+
+        return run()
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
     try:
         return args.func(args)
     except Cancelled:

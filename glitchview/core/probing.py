@@ -13,6 +13,7 @@ runs in bfloat16, else float32."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,8 +81,25 @@ def bf16_is_fast() -> bool:
                 or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
+_BUILD_LOCK = threading.Lock()
+_BUILT: dict[tuple[str, str], ProbeModel] = {}
+
+
 def load_probe_model(loaded: LoadedModel, precision: str = "auto") -> ProbeModel:
-    """Build the network of a loaded model for probing (never running code from its folder)."""
+    """Build the network of a loaded model for probing (never running code from its folder).
+
+    One build at a time in the process: transformers switches process-wide torch state (default
+    dtype, meta-device initialisation) while it builds, and two builds on two worker threads left
+    each other's networks on the meta device. A built network is reused for the same model."""
+    with _BUILD_LOCK:
+        key = (loaded.fingerprint, precision)
+        if key not in _BUILT:
+            _BUILT.clear()  # keep one network in memory
+            _BUILT[key] = _build_probe_model(loaded, precision)
+        return _BUILT[key]
+
+
+def _build_probe_model(loaded: LoadedModel, precision: str) -> ProbeModel:
     if not loaded.generative:
         raise NotGenerativeError(
             f"{loaded.source.display_name} is an encoder ({loaded.architecture}) without a language-model "
