@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         self.map = EmbeddingMap()
         self.legend = Legend()
         self.colour_by = QComboBox()
-        self.colour_by.setMinimumWidth(190)
+        self.colour_by.setMinimumWidth(170)
         self.projection = QComboBox()
         self.tools = QButtonGroup(self)
         bar = QHBoxLayout()
@@ -89,14 +89,14 @@ class MainWindow(QMainWindow):
             bar.addWidget(button)
             if key == "pan":
                 button.setChecked(True)
-        self.show_centres = QCheckBox("cluster centres", checked=True)
+        self.show_centres = QCheckBox("centres", checked=True, toolTip="show the cluster centres")
         fit = QPushButton("Fit all")
         fit.clicked.connect(self.map.fit_all)
         zoom_sel = QPushButton("Zoom to sel.", toolTip="Z: zoom to the selected tokens")
         zoom_sel.clicked.connect(self.zoom_to_selection)
         self.find = QLineEdit(placeholderText="find: text, /regex/ or #id")
         self.find.setClearButtonEnabled(True)
-        self.find.setMinimumWidth(200)
+        self.find.setMinimumWidth(150)
         self.find.returnPressed.connect(lambda: self.find_token(self.find.text()))
         for w in (self.show_centres, fit, zoom_sel, QLabel("colour by"), self.colour_by, QLabel("map"),
                   self.projection, self.find):

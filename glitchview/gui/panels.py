@@ -90,6 +90,7 @@ class TokenDetail(QWidget):
         self.state = state
         self.text = QPlainTextEdit(readOnly=True)
         self.text.setFont(QFont("monospace"))
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.text.setPlaceholderText("Select a token on the map or in the table.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)

@@ -119,7 +119,7 @@ class PromptPanel(QWidget):
         for col, w in enumerate((save, rename, delete)):
             left.addWidget(w, 2, col + 1)
         settings = QHBoxLayout()
-        for label, w in (("max tokens", self.max_tokens), ("", self.greedy), ("T", self.temperature),
+        for label, w in (("tokens", self.max_tokens), ("", self.greedy), ("T", self.temperature),
                          ("top-p", self.top_p), ("seed", self.seed)):
             if label:
                 settings.addWidget(QLabel(label))

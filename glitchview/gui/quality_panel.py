@@ -40,7 +40,7 @@ class QualityPanel(QWidget):
         self.plot = pg.PlotWidget(background=(22, 24, 30))
         self.plot.setLabel("left", "precision")
         self.plot.setLabel("bottom", "k (top k of the indicator)")
-        self.plot.addLegend(offset=(-10, 10))
+        self.plot.addLegend(offset=(-10, -40))
         self.plot.setYRange(0, 1.02)
         self.summary = QLabel(wordWrap=True)
         controls = QGridLayout()
