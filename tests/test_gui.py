@@ -80,6 +80,18 @@ def inside_triangle(coords: np.ndarray, tri: np.ndarray) -> np.ndarray:
     return (s >= 0).all(0) | (s <= 0).all(0)
 
 
+def inside_polygon_winding(coords: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Independent check for a simple polygon: a point is inside when the polygon winds around it
+    (winding number, not the even-odd crossing rule GlitchView uses)."""
+    winding = np.zeros(len(coords), dtype=np.int64)
+    x, y = coords[:, 0], coords[:, 1]
+    for (ax, ay), (bx, by) in zip(polygon, np.roll(polygon, -1, axis=0)):
+        side = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
+        winding += ((ay <= y) & (by > y) & (side > 0)).astype(np.int64)
+        winding -= ((ay > y) & (by <= y) & (side < 0)).astype(np.int64)
+    return winding != 0
+
+
 def test_tiny_model_one_point_per_token_and_table(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
     open_and_wait(qtbot, window, str(tiny_hf.path))
     assert drawn_points(window) == tiny_hf.vocab_size
@@ -129,9 +141,15 @@ def test_rectangle_and_lasso_by_api_and_by_mouse(qtbot, window: MainWindow, tiny
         p, q = corners[k], corners[(k + 1) % 3]
         lasso += [QPoint(int(p.x() + (q.x() - p.x()) * t), int(p.y() + (q.y() - p.y()) * t)) for t in np.linspace(0, 1, 8)]
     before = window.state.selection.copy()
+    drawn: list[np.ndarray] = []
+    window.map.box.shapeDrawn.connect(lambda tool, points, modifiers: drawn.append(points))
     drag(window, lasso, Qt.KeyboardModifier.ControlModifier)
-    tri_view = np.array([to_view(window, c) for c in corners])
-    np.testing.assert_array_equal(window.state.selection, before & ~inside_triangle(coords, tri_view))
+    path_view = np.array([to_view(window, p) for p in lasso])
+    assert len(drawn) == 1
+    got = drawn[0][np.r_[True, np.any(np.diff(drawn[0], axis=0) != 0, axis=1)]]  # repeated points add nothing
+    want = path_view[np.r_[True, np.any(np.diff(path_view, axis=0) != 0, axis=1)]]
+    assert np.allclose(got, want)  # the hand-drawn path, point for point
+    np.testing.assert_array_equal(window.state.selection, before & ~inside_polygon_winding(coords, path_view))
 
     window.set_tool("pan")
     window.state.select_ids([5, 9])
