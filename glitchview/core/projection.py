@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .child import run_in_child
+from .errors import GlitchViewError
 from .progress import CancelToken, ProgressFn, no_progress
 from .sources import cache_root
 
@@ -43,7 +44,11 @@ def _umap_child(in_path: str, out_path: str, seed: int, n_neighbors: int, min_di
     os.environ["NUMBA_CACHE_DIR"] = cache_dir
     progress(0.1, "loading UMAP (numba; compiled once, then cached)")
     warnings.filterwarnings("ignore", message="n_jobs value")  # seeded UMAP is single-threaded by design
-    import umap
+    try:
+        import umap
+    except ImportError as exc:
+        raise GlitchViewError(f"UMAP is not available in this installation ({exc}); PCA maps still work. "
+                              f"Install it with: pip install umap-learn") from exc
 
     data = np.load(in_path)
     progress(0.3, f"neighbour graph and layout of {data.shape[0]} points")
