@@ -250,9 +250,13 @@ def test_find_token_and_recluster(qtbot, window: MainWindow, tiny_hf: TinyModel)
     found = window.find_token(" the")
     assert window.state.analysis.table.texts.index(" the") in found.tolist()
     window.state.set_flags([5])
+    window.state.select_ids([3, 4])
+    coords = window.state.coords.copy()
     with qtbot.waitSignal(window.state.analysisChanged, timeout=60_000):
         window.recluster(6)
     assert len(window.state.analysis.centers) == 6 and window.state.analysis.flagged[5]
+    assert window.state.selected_ids().tolist() == [3, 4]
+    np.testing.assert_array_equal(window.state.coords, coords)  # the map is kept, not recomputed
 
 
 @pytest.mark.slow

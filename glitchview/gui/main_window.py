@@ -5,6 +5,7 @@ worker pool (`workers.JobRunner`); this module only wires views, state and jobs 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDockWidget, 
                                QVBoxLayout, QWidget)
 
 from ..core.analysis import Analysis
+from ..core.loading import LoadedModel
 from ..core.colouring import colour_options, colouring_for
 from ..core.errors import GlitchViewError
 from ..core.logs import log_folder, log_path
@@ -23,7 +25,7 @@ from ..core.mapindex import build_map_index
 from ..core.pipeline import ScanSettings, analyse, model_changed, open_model, project, scan
 from ..core.progress import CancelToken, ProgressFn, sub_progress
 from ..core.session import SUFFIX, load_analysis, save_analysis
-from ..core.views import prepare_view_data
+from ..core.views import ViewData, prepare_view_data
 from .autosave import Autosaver, autosave_path, pending_autosave
 from .legend import Legend
 from .map_view import EmbeddingMap
@@ -45,6 +47,19 @@ SHORTCUTS = [
     ("arrow keys", "pan (map focused)"), ("wheel, right-drag", "zoom"), ("Ctrl+C", "copy the selected table rows as tab-separated text"),
     ("Ctrl+.", "cancel the running job"),
 ]
+
+
+@dataclass
+class Shown:
+    """What a job hands the window to show: an analysis, prepared for the views, and how to show it."""
+
+    analysis: Analysis
+    view: ViewData
+    model: LoadedModel | None = None
+    path: str = ""  # the analysis file it was opened from
+    warning: str = ""  # set when the model changed on disk since that file was saved
+    selection: np.ndarray | None = None
+    colour_by: str | None = None
 
 
 def _modifier_mode(modifiers) -> str:
@@ -238,9 +253,9 @@ class MainWindow(QMainWindow):
         settings = settings or ScanSettings()
         self.model_name = name
 
-        def job(progress: ProgressFn, cancel: CancelToken):
+        def job(progress: ProgressFn, cancel: CancelToken) -> Shown:
             model, analysis = scan(name, settings, sub_progress(progress, 0, 0.95), cancel)
-            return model, analysis, prepare_view_data(analysis, sub_progress(progress, 0.95, 1.0))
+            return Shown(analysis, prepare_view_data(analysis, sub_progress(progress, 0.95, 1.0)), model)
 
         self.status.setText(f"Opening {name}…")
         self.jobs.start("open model", job)
@@ -249,16 +264,21 @@ class MainWindow(QMainWindow):
         model, old = self.state.model, self.state.analysis
         if old is None:
             return
+        snapshot = self.snapshot()  # flags, verdicts, selection and colouring as they are now
         if model is None:  # opened from a file: reload the (cached) model first
-            self._run_with_model(lambda m, p, c: self._recluster_job(m, old, k, p, c), "re-cluster")
+            self._run_with_model(lambda m, p, c: self._recluster_job(m, snapshot, k, p, c), "re-cluster")
             return
-        self.jobs.start("re-cluster", lambda p, c: self._recluster_job(model, old, k, p, c))
+        self.jobs.start("re-cluster", lambda p, c: self._recluster_job(model, snapshot, k, p, c))
 
-    def _recluster_job(self, model, old: Analysis, k: int, progress: ProgressFn, cancel: CancelToken):
-        settings = ScanSettings(**{**old.settings, "clusters": k, "projections": tuple(old.projections)})
+    @staticmethod
+    def _recluster_job(model, old: Analysis, k: int, progress: ProgressFn, cancel: CancelToken) -> Shown:
+        """Runs on a worker, on a snapshot: the new clustering keeps the user's flags, verdicts and view."""
+        settings = ScanSettings(**{**old.settings, "clusters": k, "projections": ()})  # maps do not depend on k
         new = analyse(model, old.model.name, settings, sub_progress(progress, 0, 0.95), cancel, table=old.table)
-        new.flagged = old.flagged.copy()
-        return model, new, prepare_view_data(new, sub_progress(progress, 0.95, 1.0))
+        new.projections, new.settings["projections"] = dict(old.projections), list(old.projections)
+        new.flagged, new.verdicts, new.view = old.flagged, old.verdicts, dict(old.view)
+        return Shown(new, prepare_view_data(new, sub_progress(progress, 0.95, 1.0)), model,
+                     selection=old.selection, colour_by=old.view["colour_by"])
 
     def _run_with_model(self, work, name: str) -> None:
         analysis = self.state.analysis
@@ -319,7 +339,7 @@ class MainWindow(QMainWindow):
 
     def save_to(self, path: str) -> None:
         snapshot = self.snapshot()
-        self.jobs.start("save", lambda p, c: ("saved", str(save_analysis(snapshot, Path(path)))))
+        self.jobs.start("save", lambda p, c: str(save_analysis(snapshot, Path(path))))
 
     def pick_analysis(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open analysis", "", f"GlitchView analysis (*{SUFFIX} *.npz)")
@@ -327,11 +347,14 @@ class MainWindow(QMainWindow):
             self.open_analysis(path)
 
     def open_analysis(self, path: str) -> None:
-        def job(progress: ProgressFn, cancel: CancelToken):
+        def job(progress: ProgressFn, cancel: CancelToken) -> Shown:
             progress(0.1, f"Reading {Path(path).name}")
             analysis = load_analysis(Path(path))
-            return None, analysis, prepare_view_data(analysis, sub_progress(progress, 0.5, 1.0)), path, \
-                model_changed(analysis)
+            analysis.settings["indicator"] = analysis.view.get("indicator", analysis.settings.get("indicator"))
+            return Shown(analysis, prepare_view_data(analysis, sub_progress(progress, 0.5, 1.0)),
+                         path="" if Path(path) == autosave_path() else path,  # never save over the autosave
+                         warning=model_changed(analysis), selection=analysis.selection,
+                         colour_by=analysis.view.get("colour_by"))
 
         self.jobs.start("open analysis", job)
 
@@ -373,7 +396,7 @@ class MainWindow(QMainWindow):
             return
         order = ids[np.argsort(self.state.ranks[self.state.indicator][ids], kind="stable")]
         indicator = self.state.indicator
-        self.jobs.start("export", lambda p, c: ("exported", write_csv(snapshot, Path(path), order, indicator), path))
+        self.jobs.start("export", lambda p, c: (write_csv(snapshot, Path(path), order, indicator), path))
 
     def export_filter_list(self, path: str | None = None) -> None:
         """The verified glitch tokens as a JSON filter list (bad_words_ids / logits mask)."""
@@ -383,7 +406,7 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getSaveFileName(self, "Export glitch filter list", "glitch-filter.json", "JSON (*.json)")
         if path:
             snapshot = self.snapshot()
-            self.jobs.start("export", lambda p, c: ("exported", write_filter_list(snapshot, Path(path)), path))
+            self.jobs.start("export", lambda p, c: (write_filter_list(snapshot, Path(path)), path))
 
     # --- job results ----------------------------------------------------------------------------
     def _on_progress(self, fraction: float, message: str) -> None:
@@ -397,24 +420,8 @@ class MainWindow(QMainWindow):
         self.status.setText(message)
 
     def _on_job_finished(self, name: str, result) -> None:
-        if name in ("open model", "re-cluster", "open analysis"):
-            model, analysis, view = result[:3]
-            a_view = analysis.view if name == "open analysis" else {}
-            keep = self.state.selection if name == "re-cluster" else analysis.selection
-            opened = result[3] if name == "open analysis" else ""
-            self.state.path = "" if opened and Path(opened) == autosave_path() else opened  # never save over it
-            if name == "open analysis":
-                analysis.settings["indicator"] = a_view.get("indicator", analysis.settings.get("indicator"))
-            self.state.set_analysis(analysis, view, model, selection=keep,
-                                    colour_by=a_view.get("colour_by", self.state.colour_by if name == "re-cluster" else None),
-                                    projection=a_view.get("projection"))
-            if name == "open model":
-                remember_model(analysis.model.name)
-            if name == "open analysis" and result[4]:
-                self._warn_changed_model(result[4])
-            t = sum(analysis.timings.values())
-            self._job_ended(f"{analysis.model.title}: {len(analysis):,} tokens analysed"
-                            f"{f' in {t:.1f} s' if name != 'open analysis' else ''}")
+        if isinstance(result, Shown):
+            self._show(name, result)
         elif name == "projection":
             proj, coords, index, model = result
             self.state.model = model
@@ -424,10 +431,23 @@ class MainWindow(QMainWindow):
             self.state.add_colouring(result)
             self._job_ended(f"coloured by {result.name}")
         elif name == "save":
-            self.state.path = result[1]
-            self._job_ended(f"Saved the analysis to {result[1]}")
+            self.state.path = result
+            self._job_ended(f"Saved the analysis to {result}")
         elif name == "export":
-            self._job_ended(f"Exported {result[1]:,} tokens to {result[2]}")
+            count, path = result
+            self._job_ended(f"Exported {count:,} tokens to {path}")
+
+    def _show(self, name: str, shown: Shown) -> None:
+        analysis = shown.analysis
+        self.state.path = shown.path
+        self.state.set_analysis(analysis, shown.view, shown.model, selection=shown.selection,
+                                colour_by=shown.colour_by, projection=analysis.view.get("projection"))
+        if name == "open model":
+            remember_model(analysis.model.name)
+        if shown.warning:
+            self._warn_changed_model(shown.warning)
+        took = f" in {sum(analysis.timings.values()):.1f} s" if name != "open analysis" else ""
+        self._job_ended(f"{analysis.model.title}: {len(analysis):,} tokens analysed{took}")
 
     def _on_job_failed(self, name: str, message: str, details: str) -> None:
         self.last_error = message
