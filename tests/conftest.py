@@ -46,3 +46,17 @@ def smollm2_scan():
     from glitchview.core.pipeline import scan
 
     return scan("smollm2")
+
+
+@pytest.fixture
+def window(qtbot):
+    """The real main window, shown offscreen."""
+    from glitchview.gui.app import create_application
+    from glitchview.gui.main_window import MainWindow
+
+    create_application()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    return win

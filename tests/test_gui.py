@@ -16,31 +16,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from glitchview.core.indicators import INDICATORS
-from glitchview.gui.app import create_application
 from glitchview.gui.main_window import MainWindow
+from gui_helpers import open_and_wait, wait_job
 from tiny_models import TinyModel
-
-LOAD_TIMEOUT_MS = 180_000
-
-
-@pytest.fixture
-def window(qtbot):
-    create_application()
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
-
-
-def open_and_wait(qtbot, win: MainWindow, name: str) -> None:
-    with qtbot.waitSignal(win.state.analysisChanged, timeout=LOAD_TIMEOUT_MS):
-        win.open_model(name)
-
-
-def wait_job(qtbot, win: MainWindow) -> None:
-    qtbot.waitUntil(lambda: not win.jobs.busy, timeout=LOAD_TIMEOUT_MS)
-
 
 def drawn_points(win: MainWindow) -> int:
     return win.map.points.count

@@ -20,7 +20,7 @@ import pytest
 from glitchview.core.logs import log_path
 from glitchview.gui.autosave import autosave_path, pending_autosave
 from glitchview.gui.main_window import MainWindow
-from test_gui import LOAD_TIMEOUT_MS, open_and_wait, wait_job, window  # noqa: F401 (fixture)
+from gui_helpers import LOAD_TIMEOUT_MS, open_and_wait, wait_job
 from tiny_models import TinyModel
 
 HOSTILE = ["\u202eevil", "zero\u200bwidth", "nul\x00byte", "line\nbreak"]
@@ -50,7 +50,7 @@ def test_hostile_tokens_are_shown_escaped(qtbot, window: MainWindow, hostile_mod
     folder, ids = hostile_model
     open_and_wait(qtbot, window, str(folder))
     model = window.table.model
-    for token_id, raw in zip(ids, HOSTILE):
+    for token_id in ids:
         row = int(np.flatnonzero(model.rows == token_id)[0])
         shown = model.data(model.index(row, model.columns.index("token")))
         assert not any(c in shown for c in "\u202e\u200b\x00\n")

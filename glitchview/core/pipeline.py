@@ -68,6 +68,17 @@ def open_model(name: str, progress: ProgressFn = no_progress, cancel: CancelToke
     return load_model(resolve(name), _step(progress, 0.0, 1.0, "Load model"), cancel)
 
 
+def reopen_model(info: ModelInfo, progress: ProgressFn = no_progress,
+                 cancel: CancelToken | None = None) -> LoadedModel:
+    """Load the model an analysis was made for, refusing one that has changed since."""
+    model = open_model(info.name, progress, cancel)
+    if model.fingerprint != info.fingerprint:
+        raise GlitchViewError(f"the model at '{info.name}' has changed since this analysis was made "
+                              f"(fingerprint {model.fingerprint}, the analysis has {info.fingerprint}); "
+                              f"open the model again to analyse it afresh")
+    return model
+
+
 def model_changed(analysis: Analysis) -> str:
     """A message when the model an analysis was made for now has another fingerprint; "" when it
     is the same, or cannot be found (then the analysis is shown as it was saved)."""

@@ -18,11 +18,10 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDockWidget, 
 from ..core.analysis import Analysis
 from ..core.loading import LoadedModel
 from ..core.colouring import colour_options, colouring_for
-from ..core.errors import GlitchViewError
 from ..core.logs import log_folder, log_path
 from ..core.export import export_columns, export_rows, write_csv, write_filter_list
 from ..core.mapindex import build_map_index
-from ..core.pipeline import ScanSettings, analyse, model_changed, open_model, project, scan
+from ..core.pipeline import ScanSettings, analyse, model_changed, project, reopen_model, scan
 from ..core.progress import CancelToken, ProgressFn, sub_progress
 from ..core.session import SUFFIX, load_analysis, save_analysis
 from ..core.views import ViewData, prepare_view_data
@@ -281,14 +280,10 @@ class MainWindow(QMainWindow):
                      selection=old.selection, colour_by=old.view["colour_by"])
 
     def _run_with_model(self, work, name: str) -> None:
-        analysis = self.state.analysis
-        fingerprint, model_name = analysis.model.fingerprint, analysis.model.name
+        info = self.state.analysis.model
 
         def job(progress: ProgressFn, cancel: CancelToken):
-            model = open_model(model_name, sub_progress(progress, 0, 0.3), cancel)
-            if model.fingerprint != fingerprint:
-                raise GlitchViewError(f"the model at '{model_name}' has changed since this analysis was made "
-                                      f"(fingerprint {model.fingerprint} ≠ {fingerprint}); open the model again")
+            model = reopen_model(info, sub_progress(progress, 0, 0.3), cancel)
             return work(model, sub_progress(progress, 0.3, 1.0), cancel)
 
         self.jobs.start(name, job)

@@ -14,10 +14,9 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QInputDialog, QLabel,
                                QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTextBrowser, QVBoxLayout, QWidget)
 
-from ..core.errors import GlitchViewError
 from ..core.generation import (GenerationSettings, behaviour_verdict, generate, output_metrics,
                                pick_control_token)
-from ..core.pipeline import open_model
+from ..core.pipeline import reopen_model
 from ..core.probing import MODES, VERDICTS, load_probe_model, verify_tokens
 from ..core.progress import CancelToken, ProgressFn, sub_progress
 from ..core.templates import PLACEHOLDER, default_templates, encode_template, fill, repetition_text
@@ -227,11 +226,9 @@ class PromptPanel(QWidget):
         """The network for prompting, built once per model (on the worker)."""
         if self.state.probe is not None:
             return self.state.probe
-        model, analysis = self.state.model, self.state.analysis
+        model = self.state.model
         if model is None:  # opened from an analysis file
-            model = open_model(analysis.model.name, sub_progress(progress, 0, 0.5), cancel)
-            if model.fingerprint != analysis.model.fingerprint:
-                raise GlitchViewError(f"the model at '{analysis.model.name}' has changed since this analysis was made")
+            model = reopen_model(self.state.analysis.model, sub_progress(progress, 0, 0.5), cancel)
         progress(0.6, "Building the network for generation")
         return load_probe_model(model)
 
