@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__
 from .core.analysis import Analysis
 from .core.errors import Cancelled, GlitchViewError
-from .core.indicators import INDICATORS
+from .core.indicators import INDICATORS, short_name
 from .core.progress import sub_progress
 from .core.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
 from .core.text import display_width, escape_text
@@ -75,7 +75,7 @@ def _cell(text: str, width: int) -> str:
 def format_table(analysis: Analysis, ids: np.ndarray, indicator: str) -> str:
     """A fixed-width table of tokens: rank, id, token, category, cluster and every indicator."""
     names = [indicator, *(n for n in analysis.scores if n != indicator)]
-    short = {n: n.replace("unembedding_", "unemb_").replace("_distance", "_dist") for n in names}
+    short = {n: short_name(n) for n in names}
     head = f"{'rank':>5} {'id':>7}  {'token':<{TOKEN_WIDTH}} {'category':<15} {'cluster':>7} " + \
         " ".join(f"{short[n]:>14}" for n in names)
     lines = [head, "-" * len(head)]
@@ -186,11 +186,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     out.write("Verdicts: " + ", ".join(f"{VERDICTS[k]} {counts[k]}" for k in range(1, len(VERDICTS)) if counts[k]) + "\n")
     glitch = result.ids[np.isin(result.verdicts, [1, 2])]
     glitch = glitch[np.argsort(verdicts.max_prob[glitch], kind="stable")]
-    taxonomy = classify_tokens(analysis.table)
+    shown = glitch[: args.show]
     out.write(f"\nVerified glitch tokens (lowest probability first, {len(glitch)} in all):\n")
-    for i in glitch[: args.show]:
+    for i, code in zip(shown, classify_tokens(analysis.table, shown)):
         out.write(f"{i:>7}  {_cell(analysis.table.texts[i], TOKEN_WIDTH)} {verdicts.max_prob[i]:>10.3g}  "
-                  f"{VERDICTS[verdicts.verdict[i]]:<14} {TAXONOMY[taxonomy[i]]}\n")
+                  f"{VERDICTS[verdicts.verdict[i]]:<14} {TAXONOMY[code]}\n")
     crashes = result.ids[result.verdicts == VERDICTS.index("crash")]
     for i in crashes[: args.show]:
         out.write(f"crash {i}: {verdicts.reasons[i]}\n")

@@ -43,9 +43,9 @@ def export_rows(analysis: Analysis, ids: Iterable[int], indicator: str,
     categories = analysis.table.category_names()
     table = analysis.table
     v = analysis.verdicts
-    taxonomy = classify_tokens(table) if v is not None else None
-    for i in ids:
-        i = int(i)
+    ids = np.asarray(list(ids), dtype=np.int64)
+    taxonomy = dict(zip(ids.tolist(), classify_tokens(table, ids).tolist())) if v is not None else {}
+    for i in ids.tolist():
         verified = v is not None and v.verdict[i] > 0
         yield [str(i), safe_cell(table.pieces[i]), safe_cell(table.texts[i]), table.token_bytes[i].hex(),
                str(categories[i]), ";".join(table.flag_names(i)), str(int(analysis.labels[i])),
@@ -92,12 +92,12 @@ def write_filter_list(analysis: Analysis, path: Path) -> int:
     """The verified glitch tokens as an input-filter list: ids usable as `bad_words_ids` (or a
     logits mask) and their text and bytes. Returns how many tokens it lists."""
     v = analysis.verdicts
-    glitch = [] if v is None else np.flatnonzero(np.isin(v.verdict, [VERDICTS.index("strong_glitch"),
+    glitch = np.zeros(0, dtype=np.int64) if v is None else np.flatnonzero(np.isin(v.verdict, [VERDICTS.index("strong_glitch"),
                                                                       VERDICTS.index("glitch")]))
-    taxonomy = classify_tokens(analysis.table)
+    taxonomy = classify_tokens(analysis.table, glitch)
     tokens = [{"id": int(i), "text": escape_text(analysis.table.texts[i]),
                "bytes_hex": analysis.table.token_bytes[i].hex(), "verdict": VERDICTS[v.verdict[i]],
-               "max_prob": float(v.max_prob[i]), "taxonomy": TAXONOMY[taxonomy[i]]} for i in glitch]
+               "max_prob": float(v.max_prob[i]), "taxonomy": TAXONOMY[code]} for i, code in zip(glitch, taxonomy)]
     data = {"model": analysis.model.name, "fingerprint": analysis.model.fingerprint,
             "usage": "transformers: model.generate(..., bad_words_ids=bad_words_ids); or set these ids' "
                      "logits to -inf; or reject inputs whose encoding contains any of them",

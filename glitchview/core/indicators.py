@@ -13,6 +13,8 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from .projection import principal_axes
+
 Direction = Literal["low", "high"]
 
 
@@ -46,6 +48,11 @@ def indicator(name: str, suspicious: Direction, description: str) -> Callable:
         return func
 
     return register
+
+
+def short_name(name: str) -> str:
+    """A column-header form of an indicator name (unemb_cosine, cluster_dist, ...)."""
+    return name.replace("unembedding_", "unemb_").replace("_distance", "_dist")
 
 
 def row_norms(matrix: np.ndarray) -> np.ndarray:
@@ -114,10 +121,8 @@ def _cosine_distance_to_reference(matrix: np.ndarray, reference_ids: np.ndarray)
 
 def first_component_removed(matrix: np.ndarray) -> np.ndarray:
     """The matrix, centred, with its first principal component projected out."""
-    centred = matrix - matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
-    cov = (centred.T @ centred).astype(np.float64)
-    _, vectors = np.linalg.eigh(cov)
-    top = vectors[:, -1].astype(np.float32)
+    centred, axes, _ = principal_axes(matrix, 1)
+    top = axes[:, 0]
     return centred - np.outer(centred @ top, top)
 
 

@@ -22,20 +22,25 @@ from .sources import cache_root
 UMAP_INPUT_DIM = 50
 
 
-def pca(matrix: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Project rows onto the top principal components. Returns (coords, explained variance ratio)."""
-    mean = matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
-    centred = matrix - mean
+def principal_axes(matrix: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centred rows, top principal axes as columns, all covariance eigenvalues sorted descending),
+    from an eigen-decomposition of the d x d covariance."""
+    centred = matrix - matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
     cov = (centred.T @ centred).astype(np.float64) / max(matrix.shape[0] - 1, 1)
     values, vectors = np.linalg.eigh(cov)
-    order = np.argsort(values)[::-1][:n_components]
-    top = vectors[:, order].astype(np.float32)
+    order = np.argsort(values)[::-1]
+    return centred, vectors[:, order[:n_components]].astype(np.float32), values[order]
+
+
+def pca(matrix: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Project rows onto the top principal components. Returns (coords, explained variance ratio)."""
+    centred, top, values = principal_axes(matrix, n_components)
     # fix each component's sign so that the projection is reproducible across runs
     signs = np.sign(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])])
     top *= np.where(signs == 0, 1.0, signs).astype(np.float32)
     coords = centred @ top
     total = float(values.sum())
-    ratio = values[order] / total if total > 0 else np.zeros(len(order))
+    ratio = values[:n_components] / total if total > 0 else np.zeros(min(n_components, len(values)))
     return np.ascontiguousarray(coords, dtype=np.float32), ratio
 
 

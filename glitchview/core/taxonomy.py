@@ -4,6 +4,8 @@ Bartolo's tokenizer classes. Computed for every token in one pass; shown for ver
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import regex
 
@@ -44,10 +46,11 @@ def _classify(text: str, category: str, flags: dict[str, bool]) -> str:
     return TAXONOMY[11]
 
 
-def classify_tokens(table: TokenTable) -> np.ndarray:
-    """Taxonomy code (index into TAXONOMY) of every token."""
-    names = [CATEGORIES[c] for c in table.category]
-    flags = {name: mask.tolist() for name, mask in table.flags.items()}
-    codes = [TAXONOMY.index(_classify(text, names[i], {f: flags[f][i] for f in flags}))
-             for i, text in enumerate(table.texts)]
+def classify_tokens(table: TokenTable, ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """Taxonomy code (index into TAXONOMY) of the tokens `ids` (every token by default), in order."""
+    rows = np.arange(len(table)) if ids is None else np.asarray(ids, dtype=np.int64)
+    flags = {name: mask[rows].tolist() for name, mask in table.flags.items()}
+    names = [CATEGORIES[c] for c in table.category[rows]]
+    codes = [TAXONOMY.index(_classify(table.texts[i], names[k], {f: flags[f][k] for f in flags}))
+             for k, i in enumerate(rows.tolist())]
     return np.asarray(codes, dtype=np.int8)

@@ -14,7 +14,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QTableView, QVBoxLayout, QWidget)
 
-from ..core.indicators import INDICATORS
+from ..core.indicators import INDICATORS, short_name
 from ..core.probing import VERDICTS
 from ..core.taxonomy import TAXONOMY
 from ..core.text import escape_text
@@ -64,7 +64,7 @@ class TokenTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal:
             name = self.columns[section]
             if role == Qt.ItemDataRole.DisplayRole:
-                return name.replace("unembedding_", "unemb_").replace("_distance", "_dist")
+                return short_name(name)
             if role == Qt.ItemDataRole.ToolTipRole:
                 if name in INDICATORS:
                     return f"{name}: {INDICATORS[name].description} (suspicious: {INDICATORS[name].suspicious})"
