@@ -38,13 +38,13 @@ def main() -> None:
 
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    from glitchview.core.clustering import inertia_of, kmeans
-    from glitchview.core.indicators import INDICATORS, ScoringInputs, own_center_distance
+    from glitchview.core.model.sources import resolve
+    from glitchview.core.model.vocab import build_token_table
     from glitchview.core.pipeline import open_model
-    from glitchview.core.projection import pca, umap_projection
-    from glitchview.core.reference import choose_reference
-    from glitchview.core.sources import resolve
-    from glitchview.core.vocab import build_token_table
+    from glitchview.core.scores.clustering import inertia_of, kmeans
+    from glitchview.core.scores.indicators import INDICATORS, ScoringInputs, own_center_distance
+    from glitchview.core.scores.projection import pca, umap_projection
+    from glitchview.core.scores.reference import choose_reference
 
     resolve(args.model)  # assemble demo files before timing
     timed("load, cold (GGUF conversion)", lambda: open_model(args.model))

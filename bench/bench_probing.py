@@ -29,9 +29,10 @@ def main() -> None:
 
     from glitchview.cli import format_quality
     from glitchview.core.pipeline import scan
-    from glitchview.core.probing import VERDICTS, load_probe_model, verify_tokens
-    from glitchview.core.quality import GLITCH, verification_ids
-    from glitchview.core.templates import default_templates, encode_template, fill, repetition_text
+    from glitchview.core.verify.probing import load_probe_model, verify_tokens
+    from glitchview.core.verify.quality import verification_ids
+    from glitchview.core.verify.templates import default_templates, encode_template, fill, repetition_text
+    from glitchview.core.verify.verdicts import is_glitch, summary
 
     for name in args.models.split(","):
         model, analysis = scan(name)
@@ -62,8 +63,8 @@ def main() -> None:
         print(f"\npeak memory (process so far): {peak_mb():,.0f} MB")
 
         full_all = verify_tokens(probe, ids, "full")
-        glitch_full = np.isin(full_all.verdicts, list(GLITCH))
-        glitch_fast = np.isin(fast.verdicts, list(GLITCH))
+        glitch_full = is_glitch(full_all.verdicts)
+        glitch_fast = is_glitch(fast.verdicts)
         agree = float((glitch_full == glitch_fast).mean())
         print(f"\nfast vs full (glitch or not), {len(ids)} tokens ({args.agreement} top suspects + "
               f"{args.agreement} random): agreement {agree:.1%}; full finds {int(glitch_full.sum())}, "
@@ -71,7 +72,7 @@ def main() -> None:
         if probe.dtype_name == "bfloat16":
             fp32 = load_probe_model(model, "float32")
             ref = verify_tokens(fp32, ids[:96], "full")
-            same = float((np.isin(ref.verdicts, list(GLITCH)) == glitch_full[:96]).mean())
+            same = float((is_glitch(ref.verdicts) == glitch_full[:96]).mean())
             print(f"bfloat16 vs float32 full verdicts on 96 tokens: agreement {same:.1%} "
                   f"(float32: {ref.tokens_per_second:.2f} tokens/s)")
             del fp32
@@ -81,9 +82,8 @@ def main() -> None:
             result = verify_tokens(probe, vids, "fast")
             verdicts = analysis.ensure_verdicts()
             verdicts.record(result.ids, result.verdicts, result.max_prob, result.reasons)
-            counts = np.bincount(result.verdicts, minlength=len(VERDICTS))
             print(f"\nindicator quality, {len(vids)} tokens verified (fast mode, {result.seconds:.0f} s): "
-                  + ", ".join(f"{VERDICTS[k]} {counts[k]}" for k in range(1, len(VERDICTS)) if counts[k]))
+                  + summary(result.verdicts))
             print("```\n" + format_quality(analysis, verdicts.verdict, sample, args.quality_top) + "\n```")
         sys.stdout.flush()
 

@@ -18,10 +18,10 @@ import numpy as np
 from . import __version__
 from .core.analysis import Analysis
 from .core.errors import Cancelled, GlitchViewError
-from .core.indicators import INDICATORS, short_name
+from .core.model.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
 from .core.progress import sub_progress
-from .core.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
-from .core.text import display_width, escape_text
+from .core.scores.indicators import INDICATORS, short_name
+from .core.store.text import display_width, escape_text
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -109,9 +109,9 @@ def _parse_ids(text: str) -> list[int]:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from .core.export import write_csv
     from .core.pipeline import ScanSettings, scan
-    from .core.session import save_analysis
+    from .core.store.analysis_file import save_analysis
+    from .core.store.export import write_csv
 
     settings = ScanSettings(clusters=args.clusters, seed=args.seed, indicator=args.indicator,
                             projections=("pca", "umap") if args.umap else ("pca",),
@@ -141,7 +141,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def format_quality(analysis: Analysis, verdicts: np.ndarray, sample: np.ndarray, top: int) -> str:
-    from .core.quality import KS, base_rate, indicator_quality
+    from .core.verify.quality import KS, base_rate, indicator_quality
 
     ks = [k for k in KS if k <= top] or [top]
     rows = indicator_quality(analysis, verdicts, tuple(ks))
@@ -155,12 +155,13 @@ def format_quality(analysis: Analysis, verdicts: np.ndarray, sample: np.ndarray,
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .core.export import write_csv, write_filter_list
     from .core.pipeline import ScanSettings, analyse, open_model
-    from .core.probing import VERDICTS, load_probe_model, verify_tokens
-    from .core.quality import verification_ids
-    from .core.session import save_analysis
-    from .core.taxonomy import TAXONOMY, classify_tokens
+    from .core.store.analysis_file import save_analysis
+    from .core.store.export import write_csv, write_filter_list
+    from .core.verify.probing import load_probe_model, verify_tokens
+    from .core.verify.quality import verification_ids
+    from .core.verify.taxonomy import TAXONOMY, classify_tokens
+    from .core.verify.verdicts import LABELS, Verdict, is_glitch, summary
 
     bars = StepBars()
     try:
@@ -180,18 +181,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
     verdicts = analysis.ensure_verdicts()
     verdicts.record(result.ids, result.verdicts, result.max_prob, result.reasons)
     out = sys.stdout
-    counts = np.bincount(result.verdicts, minlength=len(VERDICTS))
     out.write(f"\nVerified {len(ids)} tokens ({args.mode} mode, {probe.dtype_name}) in {result.seconds:.1f} s: "
               f"{result.tokens_per_second:.1f} tokens/s\n")
-    out.write("Verdicts: " + ", ".join(f"{VERDICTS[k]} {counts[k]}" for k in range(1, len(VERDICTS)) if counts[k]) + "\n")
-    glitch = result.ids[np.isin(result.verdicts, [1, 2])]
+    out.write(f"Verdicts: {summary(result.verdicts)}\n")
+    glitch = result.ids[is_glitch(result.verdicts)]
     glitch = glitch[np.argsort(verdicts.max_prob[glitch], kind="stable")]
     shown = glitch[: args.show]
     out.write(f"\nVerified glitch tokens (lowest probability first, {len(glitch)} in all):\n")
     for i, code in zip(shown, classify_tokens(analysis.table, shown)):
         out.write(f"{i:>7}  {_cell(analysis.table.texts[i], TOKEN_WIDTH)} {verdicts.max_prob[i]:>10.3g}  "
-                  f"{VERDICTS[verdicts.verdict[i]]:<14} {TAXONOMY[code]}\n")
-    crashes = result.ids[result.verdicts == VERDICTS.index("crash")]
+                  f"{LABELS[verdicts.verdict[i]]:<14} {TAXONOMY[code]}\n")
+    crashes = result.ids[result.verdicts == Verdict.CRASH]
     for i in crashes[: args.show]:
         out.write(f"crash {i}: {verdicts.reasons[i]}\n")
     if not args.ids:
@@ -210,8 +210,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .core.export import write_csv, write_json
-    from .core.session import load_analysis
+    from .core.store.analysis_file import load_analysis
+    from .core.store.export import write_csv, write_json
 
     analysis = load_analysis(args.session)
     indicator = args.indicator or analysis.settings.get("indicator", "cluster_distance")

@@ -43,14 +43,14 @@ def _qt() -> tuple[bool, str]:
 def _torch() -> tuple[bool, str]:
     ok, message = _package("torch")
     if ok:
-        from .core.probing import bf16_is_fast
+        from .core.verify.probing import bf16_is_fast
 
         message += f" (bfloat16 matrix units: {'yes' if bf16_is_fast() else 'no, float32 is used'})"
     return ok, message
 
 
 def _resources() -> tuple[bool, str]:
-    from .core.templates import default_templates
+    from .core.verify.templates import default_templates
 
     try:
         count = sum(len(v) for v in default_templates().values() if isinstance(v, list))
@@ -60,7 +60,7 @@ def _resources() -> tuple[bool, str]:
 
 
 def _demo() -> tuple[bool, str]:
-    from .core.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
+    from .core.model.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
 
     demo = DEMO_MODELS[DEFAULT_MODEL]
     if demo_installed(DEFAULT_MODEL):
@@ -69,7 +69,7 @@ def _demo() -> tuple[bool, str]:
 
 
 def _cache() -> tuple[bool, str]:
-    from .core.sources import cache_root
+    from .core.model.sources import cache_root
 
     try:
         cache_root().mkdir(parents=True, exist_ok=True)

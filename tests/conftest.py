@@ -10,7 +10,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-
 from tiny_models import TinyModel, write_gguf, write_hf_folder  # noqa: E402
 
 

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_models import TinyModel
 
 from glitchview.cli import main
-from tiny_models import TinyModel
 
 
 def test_scan_prints_both_ends_and_writes_files(tiny_hf: TinyModel, tmp_path: Path, capsys) -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from glitchview.core.clustering import inertia_of, kmeans
 from glitchview.core.errors import Cancelled
 from glitchview.core.progress import CancelToken
+from glitchview.core.scores.clustering import inertia_of, kmeans
 
 
 def _data(n: int = 6000, d: int = 32, k: int = 12, seed: int = 3) -> np.ndarray:

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from analysis_checks import assert_same_analysis
 from hypothesis import given
 from hypothesis import strategies as st
+from tiny_models import TinyModel
 
 from glitchview.core.analysis import Analysis
 from glitchview.core.errors import AnalysisFileError
-from glitchview.core.export import read_token_bytes, safe_cell, write_csv, write_json
 from glitchview.core.pipeline import ScanSettings, scan
-from glitchview.core.session import load_analysis, save_analysis
-from glitchview.core.text import escape_text, unescape_text
-from analysis_checks import assert_same_analysis
-from tiny_models import TinyModel
+from glitchview.core.store.analysis_file import load_analysis, save_analysis
+from glitchview.core.store.export import read_token_bytes, safe_cell, write_csv, write_json
+from glitchview.core.store.text import escape_text, unescape_text
 
 
 @pytest.fixture(scope="module")

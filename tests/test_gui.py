@@ -10,15 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gui_helpers import open_and_wait, wait_job
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-
-from glitchview.core.indicators import INDICATORS
-from glitchview.gui.main_window import MainWindow
-from gui_helpers import open_and_wait, wait_job
 from tiny_models import TinyModel
+
+from glitchview.core.scores.indicators import INDICATORS
+from glitchview.core.verify.verdicts import GLITCH_VERDICTS, Verdict
+from glitchview.gui.main_window import MainWindow
+
 
 def drawn_points(win: MainWindow) -> int:
     return win.map.points.count
@@ -282,7 +284,7 @@ def test_prompt_panel_streams_runs_control_and_verifies(qtbot, window: MainWindo
     window.prompt.mode.setCurrentText("fast")
     with qtbot.waitSignal(window.state.verdictsChanged, timeout=120_000):
         window.prompt.verify_sel.click()
-    assert a.verdicts.verdict[glitch] in (1, 2) and a.verdicts.verdict[the] == 4
+    assert a.verdicts.verdict[glitch] in GLITCH_VERDICTS and a.verdicts.verdict[the] == Verdict.NORMAL
     model = window.table.model
     row = int(np.flatnonzero(model.rows == glitch)[0])
     assert model.data(model.index(row, model.columns.index("verdict"))) in ("glitch", "strong_glitch")

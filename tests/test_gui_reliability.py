@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gui_helpers import LOAD_TIMEOUT_MS, open_and_wait, wait_job
+from tiny_models import TinyModel
 
 from glitchview.core.logs import log_path
 from glitchview.gui.autosave import autosave_path, pending_autosave
 from glitchview.gui.main_window import MainWindow
-from gui_helpers import LOAD_TIMEOUT_MS, open_and_wait, wait_job
-from tiny_models import TinyModel
 
 HOSTILE = ["\u202eevil", "zero\u200bwidth", "nul\x00byte", "line\nbreak"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glitchview.core.clustering import kmeans
-from glitchview.core.indicators import INDICATORS, ScoringInputs, compute_all, rank_order, ranks
+from glitchview.core.scores.clustering import kmeans
+from glitchview.core.scores.indicators import INDICATORS, ScoringInputs, compute_all, rank_order, ranks
 
 RNG = np.random.default_rng(7)
 N, D, K = 3000, 24, 6

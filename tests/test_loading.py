@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_models import TinyModel
 
 from glitchview.core.errors import MissingDemoPackageError, ModelLoadError, NoEmbeddingError
-from glitchview.core.loading import load_model
+from glitchview.core.model.loading import load_model
+from glitchview.core.model.sources import DEMO_MODELS, resolve
 from glitchview.core.pipeline import open_model, scan
-from glitchview.core.sources import DEMO_MODELS, resolve
-from tiny_models import TinyModel
 
 
 @pytest.mark.parametrize("fixture", ["tiny_hf", "tiny_untied", "tiny_gguf"])
@@ -122,7 +122,7 @@ def test_custom_code_config_is_never_run(tiny_hf: TinyModel, tmp_path: Path) -> 
 
 
 def test_missing_demo_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    import glitchview.core.sources as sources
+    import glitchview.core.model.sources as sources
 
     monkeypatch.setitem(sources.DEMO_MODELS, "absent", sources.DemoModel(
         "absent", "Absent demo", "glitchview-absent-demo", "glitchview_absent_demo",

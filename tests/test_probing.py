@@ -10,16 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from glitchview.core.generation import (Generated, GenerationSettings, behaviour_verdict, generate,
-                                        output_metrics)
-from glitchview.core.pipeline import open_model, scan
-from glitchview.core.probing import VERDICTS, NotGenerativeError, ProbeModel, load_probe_model, verify_tokens
-from glitchview.core.progress import CancelToken
-from glitchview.core.quality import indicator_quality, roc_auc
-from glitchview.core.taxonomy import TAXONOMY, classify_tokens
-from glitchview.core.templates import SLOT, encode_template, fill
 from tiny_models import TinyModel
+
+from glitchview.core.pipeline import open_model, scan
+from glitchview.core.progress import CancelToken
+from glitchview.core.verify.generation import Generated, GenerationSettings, behaviour_verdict, generate, output_metrics
+from glitchview.core.verify.probing import NotGenerativeError, ProbeModel, load_probe_model, verify_tokens
+from glitchview.core.verify.quality import indicator_quality, roc_auc
+from glitchview.core.verify.taxonomy import TAXONOMY, classify_tokens
+from glitchview.core.verify.templates import SLOT, encode_template, fill
+from glitchview.core.verify.verdicts import LABELS as VERDICTS
+from glitchview.core.verify.verdicts import Verdict
 
 PLANTED_TEXT = "zqxglitchplant"
 
@@ -144,8 +145,8 @@ def test_taxonomy_and_indicator_quality_on_a_tiny_model(tiny_hf: TinyModel) -> N
     assert TAXONOMY[taxonomy[0]] == "special/control token"  # <|endoftext|>
     byte = int(np.flatnonzero(analysis.table.flags["partial_utf8"])[0])
     assert TAXONOMY[taxonomy[byte]] == "byte or partial-UTF-8 fragment"
-    verdicts = np.full(len(analysis), VERDICTS.index("normal"), dtype=np.int8)
-    verdicts[list(tiny_hf.planted)] = VERDICTS.index("glitch")
+    verdicts = np.full(len(analysis), Verdict.NORMAL, dtype=np.int8)
+    verdicts[list(tiny_hf.planted)] = Verdict.GLITCH
     quality = {q.indicator: q for q in indicator_quality(analysis, verdicts, (6, 50))}
     planted_in_top6 = len(set(analysis.top("norm", 6).tolist()) & set(tiny_hf.planted))
     assert quality["norm"].precision_at[6] == pytest.approx(planted_in_top6 / 6)
@@ -155,8 +156,8 @@ def test_taxonomy_and_indicator_quality_on_a_tiny_model(tiny_hf: TinyModel) -> N
 
 
 def test_verdicts_are_saved_and_exported(smollm2, tmp_path: Path) -> None:
-    from glitchview.core.export import write_csv, write_filter_list
-    from glitchview.core.session import load_analysis, save_analysis
+    from glitchview.core.store.analysis_file import load_analysis, save_analysis
+    from glitchview.core.store.export import write_csv, write_filter_list
 
     model, probe = smollm2
     _, analysis = scan("smollm2")

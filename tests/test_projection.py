@@ -11,7 +11,7 @@ from sklearn.decomposition import PCA
 
 from glitchview.core.errors import Cancelled
 from glitchview.core.progress import CancelToken
-from glitchview.core.projection import pca, umap_projection
+from glitchview.core.scores.projection import pca, umap_projection
 
 
 def _blobs(n: int = 1200, d: int = 16, k: int = 3) -> tuple[np.ndarray, np.ndarray]:

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from analysis_checks import assert_same_analysis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiny_models import TinyModel, write_gguf
 
 from glitchview.core.errors import AnalysisFileError, ModelLoadError
 from glitchview.core.pipeline import ScanSettings, open_model, scan
-from glitchview.core.session import load_analysis, save_analysis
-from analysis_checks import assert_same_analysis
-from tiny_models import TinyModel, write_gguf
+from glitchview.core.store.analysis_file import load_analysis, save_analysis
 
 EVIL = """
 import os
@@ -107,7 +107,7 @@ def test_unsupported_gguf_architecture(tmp_path: Path) -> None:
 
 def test_unknown_architecture_folder_is_analysed_but_not_prompted(tiny_hf: TinyModel, tmp_path: Path) -> None:
     from glitchview.core.errors import GlitchViewError
-    from glitchview.core.probing import load_probe_model
+    from glitchview.core.verify.probing import load_probe_model
 
     folder = tmp_path / "alien"
     shutil.copytree(tiny_hf.path, folder)
@@ -150,7 +150,7 @@ def test_a_writer_killed_mid_save_leaves_the_previous_file_intact(tiny_hf: TinyM
         import sys, numpy as np
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from glitchview.core.pipeline import scan, ScanSettings
-        from glitchview.core.session import save_analysis
+        from glitchview.core.store.analysis_file import save_analysis
         _, a = scan({str(tiny_hf.path)!r}, ScanSettings(clusters=4))
         a.scores["padding"] = np.random.default_rng(0).random(len(a)).repeat(1).astype(np.float64)
         a.projections["big"] = np.zeros((len(a) * 20000, 2), dtype=np.float32)  # a long write

@@ -6,11 +6,11 @@ import csv
 from pathlib import Path
 
 import numpy as np
-
-from glitchview.core.export import read_token_bytes, write_csv
-from glitchview.core.indicators import INDICATORS, ranks
-from glitchview.core.session import load_analysis, save_analysis
 from analysis_checks import assert_same_analysis
+
+from glitchview.core.scores.indicators import INDICATORS, ranks
+from glitchview.core.store.analysis_file import load_analysis, save_analysis
+from glitchview.core.store.export import read_token_bytes, write_csv
 
 
 def test_every_token_scored(smollm2_scan) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from glitchview.core.loading import read_tokenizer
-from glitchview.core.pipeline import open_model
-from glitchview.core.reference import choose_reference
-from glitchview.core.vocab import CATEGORIES, FLAGS, build_token_table
 from tiny_models import TinyModel, pre_tokenizers_alphabet_map
+
+from glitchview.core.model.loading import read_tokenizer
+from glitchview.core.model.vocab import CATEGORIES, FLAGS, build_token_table
+from glitchview.core.pipeline import open_model
+from glitchview.core.scores.reference import choose_reference
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from .indicators import INDICATORS, Direction, rank_order
-from .reference import ReferenceSet
-from .vocab import TokenTable
+from .model.vocab import TokenTable
+from .scores.indicators import INDICATORS, Direction, rank_order
+from .scores.reference import ReferenceSet
+from .verify import verdicts as verdict_codes
+from .verify.verdicts import Verdict
 
 DEFAULT_INDICATOR = "cluster_distance"
 
@@ -35,19 +37,22 @@ class ModelInfo:
 
 @dataclass
 class Verdicts:
-    """Verification results per token (verdict 0 = not verified), and the prompt-run history."""
+    """Verification results per token (`Verdict` codes), and the prompt-run history."""
 
-    verdict: np.ndarray  # int8 index into probing.VERDICTS
+    verdict: np.ndarray  # int8 Verdict codes
     max_prob: np.ndarray  # float32, NaN where not verified or crashed
     reasons: list[str]
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def empty(cls, n: int) -> "Verdicts":
-        return cls(np.zeros(n, dtype=np.int8), np.full(n, np.nan, dtype=np.float32), [""] * n)
+        return cls(verdict_codes.empty(n), np.full(n, np.nan, dtype=np.float32), [""] * n)
 
     def copy(self) -> "Verdicts":
         return Verdicts(self.verdict.copy(), self.max_prob.copy(), list(self.reasons), list(self.history))
+
+    def is_verified(self, token_id: int) -> bool:
+        return self.verdict[token_id] != Verdict.UNVERIFIED
 
     def history_for(self, token_id: int) -> list[dict[str, Any]]:
         """The prompt runs made with this token (first run of each record)."""

@@ -14,15 +14,15 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from .analysis import DEFAULT_INDICATOR, Analysis, ModelInfo
-from .clustering import kmeans
-from .indicators import INDICATORS, ScoringInputs, compute_all, own_center_distance
-from .loading import LoadedModel, load_model
-from .progress import CancelToken, ProgressFn, no_progress, sub_progress
-from .projection import pca, umap_projection
-from .reference import choose_reference
 from .errors import GlitchViewError
-from .sources import fingerprint, resolve
-from .vocab import TokenTable, cached_token_table
+from .model.loading import LoadedModel, load_model
+from .model.sources import fingerprint, resolve
+from .model.vocab import TokenTable, cached_token_table
+from .progress import CancelToken, ProgressFn, no_progress, sub_progress
+from .scores.clustering import kmeans
+from .scores.indicators import INDICATORS, ScoringInputs, compute_all, own_center_distance
+from .scores.projection import pca, umap_projection
+from .scores.reference import choose_reference
 
 PROJECTIONS = ("pca", "umap")
 T = TypeVar("T")

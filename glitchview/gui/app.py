@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-
 from importlib import resources
 
 from PySide6.QtCore import QCoreApplication, Qt
@@ -12,8 +11,8 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from ..core.logs import setup_logging
-from ..core.session import SUFFIX
-from ..core.sources import DEFAULT_MODEL
+from ..core.model.sources import DEFAULT_MODEL
+from ..core.store.analysis_file import SUFFIX
 
 APP_NAME = "GlitchView"
 APP_ID = "io.github.glitchview.GlitchView"

@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from ..core.analysis import Analysis
 from ..core.logs import data_root
-from ..core.session import SUFFIX, save_analysis
+from ..core.store.analysis_file import SUFFIX, save_analysis
 from .state import AnalysisState
 from .workers import JobRunner
 

@@ -7,7 +7,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from ..core.colouring import Colouring
+from ..core.view.colouring import Colouring
 
 MAX_SWATCHES = 24
 

@@ -11,20 +11,35 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                               QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.analysis import Analysis
-from ..core.loading import LoadedModel
-from ..core.colouring import colour_options, colouring_for
 from ..core.logs import log_folder, log_path
-from ..core.export import export_columns, export_rows, write_csv, write_filter_list
-from ..core.mapindex import build_map_index
+from ..core.model.loading import LoadedModel
 from ..core.pipeline import ScanSettings, analyse, model_changed, project, reopen_model, scan
 from ..core.progress import CancelToken, ProgressFn, sub_progress
-from ..core.session import SUFFIX, load_analysis, save_analysis
-from ..core.views import ViewData, prepare_view_data
+from ..core.store.analysis_file import SUFFIX, load_analysis, save_analysis
+from ..core.store.export import export_columns, export_rows, write_csv, write_filter_list
+from ..core.view.colouring import colour_options, colouring_for
+from ..core.view.mapindex import build_map_index
+from ..core.view.prepare import ViewData, prepare_view_data
 from .autosave import Autosaver, autosave_path, pending_autosave
 from .legend import Legend
 from .map_view import EmbeddingMap

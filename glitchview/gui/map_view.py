@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsPathItem, QToolTip
 
-from ..core.colouring import Colouring
+from ..core.view.colouring import Colouring
 
 SELECTION_COLOUR = QColor(255, 45, 149)
 BACKGROUND = QColor(22, 24, 30)

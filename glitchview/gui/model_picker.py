@@ -4,10 +4,20 @@ GGUF file from disk, and the recently opened models (kept in QSettings)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
+from ..core.model.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
 
 RECENT_KEY = "recentModels"
 MAX_RECENT = 10

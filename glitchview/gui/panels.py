@@ -5,14 +5,23 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core.indicators import INDICATORS
 from ..core.pipeline import PROJECTIONS
-from ..core.probing import VERDICTS
-from ..core.taxonomy import TAXONOMY
-from ..core.text import escape_text
+from ..core.scores.indicators import INDICATORS
+from ..core.store.text import escape_text
+from ..core.verify.taxonomy import TAXONOMY
+from ..core.verify.verdicts import LABELS
 from .state import AnalysisState
 
 
@@ -113,8 +122,8 @@ class TokenDetail(QWidget):
             lines.append(f"{name:<24} {values[token_id]:>12.6g}   rank {rank:>7,} from the "
                          f"{a.suspicious_end(name)} end")
         v = a.verdicts
-        if v is not None and v.verdict[token_id] > 0:
-            lines += ["", f"verdict  {VERDICTS[v.verdict[token_id]]} · {TAXONOMY[self.state.taxonomy[token_id]]}",
+        if v is not None and v.is_verified(token_id):
+            lines += ["", f"verdict  {LABELS[v.verdict[token_id]]} · {TAXONOMY[self.state.taxonomy[token_id]]}",
                       f"         {escape_text(v.reasons[token_id])}"]
         for record in (v.history_for(token_id) if v is not None else [])[-3:]:
             runs = record["runs"]

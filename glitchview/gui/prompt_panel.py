@@ -11,16 +11,30 @@ import json
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QInputDialog, QLabel,
-                               QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core.generation import (GenerationSettings, behaviour_verdict, generate, output_metrics,
-                               pick_control_token)
 from ..core.pipeline import reopen_model
-from ..core.probing import MODES, VERDICTS, load_probe_model, verify_tokens
 from ..core.progress import CancelToken, ProgressFn, sub_progress
-from ..core.templates import PLACEHOLDER, default_templates, encode_template, fill, repetition_text
-from ..core.text import escape_text
+from ..core.store.text import escape_text
+from ..core.verify.generation import GenerationSettings, behaviour_verdict, generate, output_metrics, pick_control_token
+from ..core.verify.probing import MODES, load_probe_model, verify_tokens
+from ..core.verify.templates import PLACEHOLDER, default_templates, encode_template, fill, repetition_text
+from ..core.verify.verdicts import LABELS, summary
 from .state import AnalysisState
 from .workers import JobRunner
 
@@ -312,12 +326,11 @@ class PromptPanel(QWidget):
         if name == "verify":
             verification = result[1]
             self.state.record_verification(verification)
-            counts = np.bincount(verification.verdicts, minlength=len(VERDICTS))
-            summary = ", ".join(f"{VERDICTS[k]} {counts[k]}" for k in range(1, len(VERDICTS)) if counts[k])
+            text = summary(verification.verdicts)
             if len(verification.ids) == 1:
-                summary = f"{VERDICTS[verification.verdicts[0]]}: {verification.reasons[0]}"
+                text = f"{LABELS[verification.verdicts[0]]}: {verification.reasons[0]}"
             self._done(f"Verified {len(verification.ids)} tokens ({verification.mode}, "
-                       f"{verification.tokens_per_second:.1f} tokens/s): {summary}")
+                       f"{verification.tokens_per_second:.1f} tokens/s): {text}")
             return
         _, text, runs = result
         table = self.state.analysis.table

@@ -9,14 +9,24 @@ from collections import Counter
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QLabel, QPushButton, QSpinBox, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core.colouring import categorical
-from ..core.indicators import INDICATORS
-from ..core.probing import MODES
-from ..core.quality import GLITCH, KS, base_rate, indicator_quality, precision_curve, verification_ids
-from ..core.taxonomy import TAXONOMY
+from ..core.scores.indicators import INDICATORS
+from ..core.verify.probing import MODES
+from ..core.verify.quality import KS, base_rate, indicator_quality, precision_curve, verification_ids
+from ..core.verify.taxonomy import TAXONOMY
+from ..core.verify.verdicts import is_glitch, is_verified
+from ..core.view.colouring import categorical
 from .state import AnalysisState
 
 
@@ -66,7 +76,7 @@ class QualityPanel(QWidget):
     def refresh(self) -> None:
         a = self.state.analysis
         self.plot.clear()
-        if a is None or a.verdicts is None or not (a.verdicts.verdict > 0).any():
+        if a is None or a.verdicts is None or not is_verified(a.verdicts.verdict).any():
             self.table.setRowCount(0)
             self.summary.setText("No verdicts yet: verify tokens to measure the indicators.")
             return
@@ -89,7 +99,7 @@ class QualityPanel(QWidget):
             self.plot.plot(np.arange(1, len(curve) + 1), curve, pen=pg.mkPen(tuple(int(v) for v in colours[r]), width=2),
                            name=q.indicator, connect="finite")
         self.table.resizeColumnsToContents()
-        glitch = np.flatnonzero(np.isin(verdicts, list(GLITCH)))
+        glitch = np.flatnonzero(is_glitch(verdicts))
         taxonomy = Counter(TAXONOMY[self.state.taxonomy[i]] for i in glitch)
         rate = base_rate(verdicts, self.sample) if len(self.sample) else float("nan")
         if np.isfinite(rate):

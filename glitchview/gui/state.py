@@ -8,11 +8,11 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from ..core.analysis import DEFAULT_INDICATOR, Analysis
-from ..core.colouring import Colouring
-from ..core.loading import LoadedModel
-from ..core.mapindex import MapIndex
-from ..core.views import ViewData
-from ..core.selection import Mode, combine, ids_mask, points_in_polygon, points_in_rect
+from ..core.model.loading import LoadedModel
+from ..core.view.colouring import Colouring
+from ..core.view.mapindex import MapIndex
+from ..core.view.prepare import ViewData
+from ..core.view.selection import Mode, combine, ids_mask, points_in_polygon, points_in_rect
 
 
 class AnalysisState(QObject):

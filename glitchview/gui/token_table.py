@@ -11,19 +11,30 @@ import numpy as np
 import regex
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core.indicators import INDICATORS, short_name
-from ..core.probing import VERDICTS
-from ..core.taxonomy import TAXONOMY
-from ..core.text import escape_text
-from ..core.vocab import CATEGORIES, FLAGS
+from ..core.model.vocab import CATEGORIES, FLAGS
+from ..core.scores.indicators import INDICATORS, short_name
+from ..core.store.text import escape_text
+from ..core.verify.taxonomy import TAXONOMY
+from ..core.verify.verdicts import GLITCH_VERDICTS, LABELS, Verdict
 from .state import AnalysisState
 
 BASE_COLUMNS = ["id", "token", "category", "flags", "cluster"]
 VERDICT_COLUMNS = ["verdict", "max_prob", "taxonomy", "reasons"]
-VERDICT_FILTERS = {"verified glitch": [1, 2], "verified": [1, 2, 3, 4, 5], "crash": [5]}
+VERDICT_FILTERS = {"verified glitch": list(GLITCH_VERDICTS), "verified": [v for v in Verdict if v != Verdict.UNVERIFIED],
+                   "suspect": [Verdict.SUSPECT], "crash": [Verdict.CRASH]}
 SELECTED_BRUSH = QBrush(QColor(255, 45, 149, 38))
 Index = QModelIndex | QPersistentModelIndex
 
@@ -113,9 +124,9 @@ class TokenTableModel(QAbstractTableModel):
         if name in a.scores:
             return f"{a.scores[name][i]:.5g}"
         v = a.verdicts
-        if name in VERDICT_COLUMNS and v is not None and v.verdict[i] > 0:
+        if name in VERDICT_COLUMNS and v is not None and v.is_verified(i):
             if name == "verdict":
-                return VERDICTS[v.verdict[i]]
+                return LABELS[v.verdict[i]]
             if name == "max_prob":
                 return "" if np.isnan(v.max_prob[i]) else f"{v.max_prob[i]:.3g}"
             if name == "taxonomy":
@@ -159,7 +170,7 @@ class TokenTableModel(QAbstractTableModel):
         if name == "max_prob":
             return v.max_prob
         if name == "taxonomy":
-            return np.where(v.verdict > 0, self.taxonomy, -1)
+            return np.where(v.verdict != Verdict.UNVERIFIED, self.taxonomy, -1)
         if name == "reasons":
             return v.reasons
         return a.scores[name]

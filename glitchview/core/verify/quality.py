@@ -9,13 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from .analysis import Analysis
-from .indicators import rank_order
-from .probing import VERDICTS
+from ..analysis import Analysis
+from ..scores.indicators import rank_order
+from .verdicts import DECIDED_VERDICTS, is_glitch
 
 KS = (50, 100, 500, 1000)
-GLITCH = {VERDICTS.index("strong_glitch"), VERDICTS.index("glitch")}
-DECIDED = GLITCH | {VERDICTS.index("normal")}
 
 
 @dataclass(frozen=True)
@@ -42,8 +40,8 @@ def indicator_quality(analysis: Analysis, verdicts: np.ndarray, ks: tuple[int, .
                       orders: dict[str, np.ndarray] | None = None) -> list[IndicatorQuality]:
     """Quality of every indicator (from its suspicious end) against the decided verdicts;
     `orders` are the indicators' rankings when already computed."""
-    decided = np.isin(verdicts, list(DECIDED))
-    glitch = np.isin(verdicts, list(GLITCH))
+    decided = np.isin(verdicts, DECIDED_VERDICTS)
+    glitch = is_glitch(verdicts)
     out = []
     for name, scores in analysis.scores.items():
         end = analysis.suspicious_end(name)
@@ -64,16 +62,16 @@ def indicator_quality(analysis: Analysis, verdicts: np.ndarray, ks: tuple[int, .
 
 def base_rate(verdicts: np.ndarray, sample: np.ndarray) -> float:
     """Glitch share among the decided tokens of a random sample."""
-    decided = sample[np.isin(verdicts[sample], list(DECIDED))]
-    return float(np.isin(verdicts[decided], list(GLITCH)).mean()) if len(decided) else float("nan")
+    decided = sample[np.isin(verdicts[sample], DECIDED_VERDICTS)]
+    return float(is_glitch(verdicts[decided]).mean()) if len(decided) else float("nan")
 
 
 def precision_curve(order: np.ndarray, verdicts: np.ndarray, n: int) -> np.ndarray:
     """Precision at every k = 1..n down an indicator's ranking, over the decided verdicts
     (NaN until the first decided token)."""
     top = order[:n]
-    decided = np.cumsum(np.isin(verdicts[top], list(DECIDED)))
-    glitch = np.cumsum(np.isin(verdicts[top], list(GLITCH)))
+    decided = np.cumsum(np.isin(verdicts[top], DECIDED_VERDICTS))
+    glitch = np.cumsum(is_glitch(verdicts[top]))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(decided > 0, glitch / np.maximum(decided, 1), np.nan)
 

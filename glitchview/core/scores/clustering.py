@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .progress import CancelToken, ProgressFn, no_progress, sub_progress
+from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 
 SAMPLE_SIZE = 16_384
 

@@ -16,11 +16,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import regex
 
-from .blobs import pack, pack_strings, unpack, unpack_strings
-from .child import run_in_child
-from .errors import GlitchViewError
-from .files import atomic_write
-from .progress import CancelToken, ProgressFn, no_progress
+from ..child import run_in_child
+from ..errors import GlitchViewError
+from ..progress import CancelToken, ProgressFn, no_progress
+from ..store.blobs import pack, pack_strings, unpack, unpack_strings
+from ..store.files import atomic_write
 from .sources import cache_root
 
 CATEGORIES: tuple[str, ...] = (

@@ -14,11 +14,11 @@ from typing import Iterable
 
 import numpy as np
 
-from .analysis import Analysis
+from ..analysis import Analysis
+from ..scores.indicators import Direction, ranks
+from ..verify.taxonomy import TAXONOMY, classify_tokens
+from ..verify.verdicts import LABELS, is_glitch
 from .files import atomic_write
-from .indicators import Direction, ranks
-from .probing import VERDICTS
-from .taxonomy import TAXONOMY, classify_tokens
 from .text import escape_text
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -46,12 +46,12 @@ def export_rows(analysis: Analysis, ids: Iterable[int], indicator: str,
     ids = np.asarray(list(ids), dtype=np.int64)
     taxonomy = dict(zip(ids.tolist(), classify_tokens(table, ids).tolist())) if v is not None else {}
     for i in ids.tolist():
-        verified = v is not None and v.verdict[i] > 0
+        verified = v is not None and v.is_verified(i)
         yield [str(i), safe_cell(table.pieces[i]), safe_cell(table.texts[i]), table.token_bytes[i].hex(),
                str(categories[i]), ";".join(table.flag_names(i)), str(int(analysis.labels[i])),
                *(repr(float(s[i])) for s in analysis.scores.values()),
                str(int(rank[i])), f"{indicator}:{end}", "1" if analysis.flagged[i] else "0",
-               VERDICTS[v.verdict[i]] if verified else "", repr(float(v.max_prob[i])) if verified else "",
+               LABELS[v.verdict[i]] if verified else "", repr(float(v.max_prob[i])) if verified else "",
                TAXONOMY[taxonomy[i]] if verified else "", safe_cell(v.reasons[i]) if verified else ""]
 
 
@@ -92,11 +92,10 @@ def write_filter_list(analysis: Analysis, path: Path) -> int:
     """The verified glitch tokens as an input-filter list: ids usable as `bad_words_ids` (or a
     logits mask) and their text and bytes. Returns how many tokens it lists."""
     v = analysis.verdicts
-    glitch = np.zeros(0, dtype=np.int64) if v is None else np.flatnonzero(np.isin(v.verdict, [VERDICTS.index("strong_glitch"),
-                                                                      VERDICTS.index("glitch")]))
+    glitch = np.zeros(0, dtype=np.int64) if v is None else np.flatnonzero(is_glitch(v.verdict))
     taxonomy = classify_tokens(analysis.table, glitch)
     tokens = [{"id": int(i), "text": escape_text(analysis.table.texts[i]),
-               "bytes_hex": analysis.table.token_bytes[i].hex(), "verdict": VERDICTS[v.verdict[i]],
+               "bytes_hex": analysis.table.token_bytes[i].hex(), "verdict": LABELS[v.verdict[i]],
                "max_prob": float(v.max_prob[i]), "taxonomy": TAXONOMY[code]} for i, code in zip(glitch, taxonomy)]
     data = {"model": analysis.model.name, "fingerprint": analysis.model.fingerprint,
             "usage": "transformers: model.generate(..., bad_words_ids=bad_words_ids); or set these ids' "

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from .child import run_in_child
-from .errors import ModelLoadError, NoEmbeddingError
+from ..child import run_in_child
+from ..errors import ModelLoadError, NoEmbeddingError
+from ..progress import CancelToken, ProgressFn, no_progress
 from .memory import check_fits
-from .progress import CancelToken, ProgressFn, no_progress
 from .sources import ModelSource, cache_root, fingerprint
 
 CACHE_FORMAT = 3  # 2: config.json records the architecture; 3: and no GGUF quantization_config

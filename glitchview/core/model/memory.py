@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 SAFETY = 0.8  # use at most this share of the available memory
 

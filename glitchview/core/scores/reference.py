@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import regex
 
-from .vocab import TokenTable
+from ..model.vocab import TokenTable
 
 _UNUSED_NAME = regex.compile(r"[<\[]\|?(?:unused|reserved)[\w]*?\d+\|?[>\]]", regex.IGNORECASE)
 FALLBACK_SIZE = 16

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Analysis
-from .indicators import INDICATORS
-from .probing import VERDICTS
-from .vocab import CATEGORIES, FLAGS
+from ..analysis import Analysis
+from ..model.vocab import CATEGORIES, FLAGS
+from ..scores.indicators import INDICATORS
+from ..verify.verdicts import LABELS, Verdict
 
 CONTINUOUS_BINS = 64
 _VIRIDIS = np.array([  # viridis at 10 evenly spaced stops; linear interpolation between them
@@ -26,8 +26,11 @@ _CATEGORICAL = np.array([  # Okabe-Ito, then Tableau-like extensions
     [204, 121, 167], [153, 153, 153], [148, 103, 189], [140, 86, 75], [23, 190, 207], [188, 189, 34],
     [255, 152, 150], [197, 176, 213], [174, 199, 232], [152, 223, 138]], dtype=np.uint8)
 _FLAG_OFF, _FLAG_ON = [120, 120, 130], [255, 64, 64]
-_VERDICT_COLOURS = np.array([  # unverified, strong_glitch, glitch, uncertain, normal, crash
-    [90, 92, 100], [255, 45, 149], [240, 130, 60], [240, 228, 66], [86, 180, 233], [255, 255, 255]], dtype=np.uint8)
+_VERDICT_COLOURS = np.array([  # in Verdict order: unverified, strong_glitch, glitch, uncertain, normal, crash, suspect
+    [90, 92, 100], [255, 45, 149], [240, 130, 60], [240, 228, 66], [86, 180, 233], [255, 255, 255],
+    [204, 121, 167]], dtype=np.uint8)
+_VERDICT_DRAW_ORDER = [Verdict.UNVERIFIED, Verdict.NORMAL, Verdict.UNCERTAIN, Verdict.SUSPECT, Verdict.GLITCH,
+                       Verdict.STRONG_GLITCH, Verdict.CRASH]  # bottom to top
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,6 @@ def colouring_for(analysis: Analysis, name: str) -> Colouring:
         return discrete(name, analysis.table.category.astype(np.int64), list(CATEGORIES))
     if name == "verdict":
         codes = analysis.ensure_verdicts().verdict.astype(np.int64)
-        return discrete(name, codes, list(VERDICTS), _VERDICT_COLOURS, draw_order=[0, 4, 3, 2, 1, 5])
+        return discrete(name, codes, list(LABELS), _VERDICT_COLOURS, draw_order=[int(v) for v in _VERDICT_DRAW_ORDER])
     mask = analysis.flagged if name == "flagged" else analysis.table.flags[name.removeprefix("flag:")]
     return discrete(name, mask.astype(np.int64), ["no", "yes"], np.array([_FLAG_OFF, _FLAG_ON], dtype=np.uint8))

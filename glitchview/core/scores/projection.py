@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .child import run_in_child
-from .errors import GlitchViewError
-from .progress import CancelToken, ProgressFn, no_progress
-from .sources import cache_root
+from ..child import run_in_child
+from ..errors import GlitchViewError
+from ..model.sources import cache_root
+from ..progress import CancelToken, ProgressFn, no_progress
 
 UMAP_INPUT_DIM = 50
 

@@ -14,9 +14,9 @@ from typing import Callable
 
 import numpy as np
 
-from .progress import CancelToken
+from ..model.vocab import CATEGORIES, TokenTable
+from ..progress import CancelToken
 from .probing import ProbeModel
-from .vocab import CATEGORIES, TokenTable
 
 LOOP_RATIO, GARBLE_SHARE, MIN_TOKENS = 0.5, 0.1, 2
 

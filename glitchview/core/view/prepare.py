@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Analysis
+from ..analysis import Analysis
+from ..progress import ProgressFn, no_progress
+from ..scores.indicators import rank_order
+from ..store.text import escape_text
+from ..verify.taxonomy import classify_tokens
 from .colouring import Colouring, colour_options, colouring_for
-from .indicators import rank_order
 from .mapindex import MapIndex, build_map_index
-from .progress import ProgressFn, no_progress
-from .taxonomy import classify_tokens
-from .text import escape_text
 
 
 @dataclass

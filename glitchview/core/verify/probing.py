@@ -20,13 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GlitchViewError
-from .loading import LoadedModel
-from .progress import CancelToken, ProgressFn, no_progress
+from ..errors import GlitchViewError
+from ..model.loading import LoadedModel
+from ..progress import CancelToken, ProgressFn, no_progress
 from .templates import default_templates, encode_template, fill, repetition_text
-
-VERDICTS: tuple[str, ...] = ("unverified", "strong_glitch", "glitch", "uncertain", "normal", "crash")
-STRONG_BELOW, GLITCH_BELOW, REJECT_ABOVE = 0.001, 0.01, 0.1
+from .verdicts import GLITCH_BELOW, REJECT_ABOVE, STRONG_BELOW, Verdict
 
 
 @dataclass(frozen=True)
@@ -128,7 +126,7 @@ class Verification:
     ids: np.ndarray
     max_prob: np.ndarray  # NaN for crashes
     prompt_probs: np.ndarray  # (n, templates) largest probability per prompt
-    verdicts: np.ndarray  # int8 index into VERDICTS
+    verdicts: np.ndarray  # int8 Verdict codes
     reasons: list[str]
     mode: str
     templates: tuple[str, ...]
@@ -141,27 +139,27 @@ class Verification:
         return len(self.ids) / self.seconds if self.seconds > 0 else 0.0
 
 
-def verdict_of(max_prob: float) -> int:
+def verdict_of(max_prob: float) -> Verdict:
     if np.isnan(max_prob):
-        return VERDICTS.index("crash")
+        return Verdict.CRASH
     if max_prob < STRONG_BELOW:
-        return VERDICTS.index("strong_glitch")
+        return Verdict.STRONG_GLITCH
     if max_prob < GLITCH_BELOW:
-        return VERDICTS.index("glitch")
+        return Verdict.GLITCH
     if max_prob <= REJECT_ABOVE:
-        return VERDICTS.index("uncertain")
-    return VERDICTS.index("normal")
+        return Verdict.UNCERTAIN
+    return Verdict.NORMAL
 
 
-def _reason(probs: np.ndarray, names: tuple[str, ...], verdict: int, error: str | None) -> str:
+def _reason(probs: np.ndarray, names: tuple[str, ...], verdict: Verdict, error: str | None) -> str:
     if error is not None:
         return f"crash: {error}"
-    if verdict == VERDICTS.index("crash"):
+    if verdict == Verdict.CRASH:
         return "crash: the model gave no valid probability (NaN) for this token"
     best = float(np.max(probs))
     detail = ", ".join(f"{n} {p:.2g}" for n, p in zip(names, probs))
-    limits = {1: f"< {STRONG_BELOW}", 2: f"< {GLITCH_BELOW}", 3: f"between {GLITCH_BELOW} and {REJECT_ABOVE}",
-              4: f"> {REJECT_ABOVE}"}
+    limits = {Verdict.STRONG_GLITCH: f"< {STRONG_BELOW}", Verdict.GLITCH: f"< {GLITCH_BELOW}",
+              Verdict.UNCERTAIN: f"between {GLITCH_BELOW} and {REJECT_ABOVE}", Verdict.NORMAL: f"> {REJECT_ABOVE}"}
     return f"max P(token) {best:.3g} {limits[verdict]} ({detail})"
 
 
@@ -247,6 +245,6 @@ def verify_tokens(pm: ProbeModel, token_ids, mode: str = "full", progress: Progr
         if int(token) in errors:
             max_prob[k] = np.nan
     verdicts = np.array([verdict_of(p) for p in max_prob], dtype=np.int8)
-    reasons = [_reason(probs[k], spec.templates, int(verdicts[k]), errors.get(int(ids[k]))) for k in range(len(ids))]
+    reasons = [_reason(probs[k], spec.templates, Verdict(verdicts[k]), errors.get(int(ids[k]))) for k in range(len(ids))]
     return Verification(ids, max_prob.astype(np.float32), probs, verdicts, reasons, mode, spec.templates,
                         seconds, pm.dtype_name, errors)

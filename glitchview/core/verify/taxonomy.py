@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import regex
 
-from .vocab import CATEGORIES, TokenTable
+from ..model.vocab import CATEGORIES, TokenTable
 
 TAXONOMY: tuple[str, ...] = (
     "special/control token", "byte or partial-UTF-8 fragment", "unreachable piece", "whitespace/formatting run",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import MissingDemoPackageError, ModelLoadError
+from ..errors import MissingDemoPackageError, ModelLoadError
 
 SourceKind = Literal["demo", "folder", "gguf"]
 DEFAULT_MODEL = "smollm2"

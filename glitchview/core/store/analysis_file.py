@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Analysis, ModelInfo, Verdicts
+from ..analysis import Analysis, ModelInfo, Verdicts
+from ..errors import AnalysisFileError
+from ..model.vocab import table_arrays, table_from_arrays
+from ..scores.reference import ReferenceSet
 from .blobs import pack_strings, unpack_strings
-from .errors import AnalysisFileError
 from .files import atomic_write
-from .reference import ReferenceSet
-from .vocab import table_arrays, table_from_arrays
 
 FORMAT_NAME = "glitchview-analysis"
 FORMAT_VERSION = 1

@@ -1,0 +1,1 @@
+"""Scores of every token: indicators, reference tokens, clustering, projections."""

@@ -1,0 +1,1 @@
+"""What is written and read back: analysis files, exports, atomic writes, safe text."""

@@ -1,0 +1,1 @@
+"""Verification by the model itself: repetition test, generation, templates, taxonomy, quality."""

@@ -1,0 +1,1 @@
+"""Qt-free data for the views: colourings, spatial index, selections, prepared view data."""
