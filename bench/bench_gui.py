@@ -60,8 +60,8 @@ def main() -> None:
     window.show()
     idle = probe(3.0)
     window.open_model(model_name)
-    busy = probe(None, until=lambda: window.state.analysis is not None and not window.jobs.busy)
-    n = len(window.state.analysis)
+    busy = probe(None, until=lambda: window.session is not None and not window.jobs.busy)
+    n = len(window.session)
     print(f"\n## Window benchmark: {model_name}, {n:,} points, 1600 x 1000 offscreen\n")
     print("| event loop (10 ms timer) | max gap ms | p99 gap ms |\n|---|---:|---:|")
     for label, gaps in (("idle", idle), ("during the full analysis", busy)):
@@ -80,7 +80,7 @@ def main() -> None:
             times.append((time.perf_counter() - start) * 1000)
         return statistics.median(times)
 
-    state = window.state
+    state = window.session
     colourings = [state.colourings[c] for c in ("norm", "cluster", "cluster_distance")]
     sel = np.random.default_rng(0).choice(n, 10_000, replace=False)
     cycle = iter(range(10**6))

@@ -28,6 +28,7 @@ def wait(app, owner, limit: float = 600) -> None:
 
 
 def main() -> None:
+    from glitchview.core.verify.verdicts import is_glitch
     from glitchview.gui.app import create_application
     from glitchview.gui.main_window import MainWindow
 
@@ -37,13 +38,13 @@ def main() -> None:
     window.show()
     window.open_model(sys.argv[1] if len(sys.argv) > 1 else "smollm2")
     start = time.monotonic()
-    while (window.state.analysis is None or window.jobs.busy) and time.monotonic() - start < 600:
+    while (window.session is None or window.jobs.busy) and time.monotonic() - start < 600:
         app.processEvents()
         time.sleep(0.01)
     if window.last_error:
         raise SystemExit(window.last_error)
-    state = window.state
-    knot = state.orders["cluster_distance"][::-1][:40]  # the low end: tokens nearest their centre
+    state = window.session
+    knot = state.analysis.top("cluster_distance", 40, "low")  # the low end: tokens nearest their centre
     state.select_ids(knot)
     window.table.only_selection.setChecked(True)
     window.prompt.mode.setCurrentText("fast")
@@ -51,7 +52,7 @@ def main() -> None:
     wait(app, window.prompt)
     window.request_colouring("verdict")
     wait(app, window)
-    glitch = next(int(i) for i in knot if state.analysis.verdicts.verdict[i] in (1, 2))
+    glitch = next(int(i) for i in knot if is_glitch(state.analysis.verdicts.verdict[i]))
     window.show_token(glitch)
     window.prompt.template.setCurrentText("breakfast")
     window.prompt.max_tokens.setValue(16)

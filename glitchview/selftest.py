@@ -113,7 +113,7 @@ def smoke_run(timeout_s: float = 300.0) -> tuple[bool, str]:
         window = MainWindow()
         window.open_model(str(Path(tmp) / "tiny"))
         start = time.monotonic()
-        while (window.state.analysis is None or window.jobs.busy) and time.monotonic() - start < timeout_s:
+        while (window.session is None or window.jobs.busy) and time.monotonic() - start < timeout_s:
             app.processEvents()
             time.sleep(0.01)
         drawn = window.map.points.count

@@ -8,7 +8,7 @@ LOAD_TIMEOUT_MS = 180_000
 
 
 def open_and_wait(qtbot, win: MainWindow, name: str) -> None:
-    with qtbot.waitSignal(win.state.analysisChanged, timeout=LOAD_TIMEOUT_MS):
+    with qtbot.waitSignal(win.hub.analysisChanged, timeout=LOAD_TIMEOUT_MS):
         win.open_model(name)
 
 

@@ -76,51 +76,51 @@ def test_tiny_model_one_point_per_token_and_table(qtbot, window: MainWindow, tin
     open_and_wait(qtbot, window, str(tiny_hf.path))
     assert drawn_points(window) == tiny_hf.vocab_size
     assert window.table.model.rowCount() == tiny_hf.vocab_size
-    assert window.state.coords.shape == (tiny_hf.vocab_size, 2)
+    assert window.session.coords.shape == (tiny_hf.vocab_size, 2)
     token = 17
-    x, y = window.state.coords[token]
+    x, y = window.session.coords[token]
     sx, sy = window.map.pixel_size()
     assert window.map.index.nearest(x + sx, y, sx, sy, 6.0) in {token} | set(
-        np.flatnonzero(np.hypot((window.state.coords[:, 0] - x) / sx, (window.state.coords[:, 1] - y) / sy) < 2))
+        np.flatnonzero(np.hypot((window.session.coords[:, 0] - x) / sx, (window.session.coords[:, 1] - y) / sy) < 2))
     assert "id 17" in window.detail.tooltip(token)
 
 
 def test_rectangle_and_lasso_by_api_and_by_mouse(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
     open_and_wait(qtbot, window, str(tiny_hf.path))
-    coords = window.state.coords
+    coords = window.session.coords
     (x0, x1), (y0, y1) = np.percentile(coords[:, 0], [20, 70]), np.percentile(coords[:, 1], [10, 60])
-    window.state.select_rect(x0, y0, x1, y1)
+    window.session.select_rect(x0, y0, x1, y1)
     expected = (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
-    np.testing.assert_array_equal(window.state.selection, expected)
+    np.testing.assert_array_equal(window.session.selection, expected)
     window.table.only_selection.setChecked(True)
     assert sorted(window.table.model.rows.tolist()) == np.flatnonzero(expected).tolist()
     window.table.only_selection.setChecked(False)
 
     tri = np.array([[coords[:, 0].min(), coords[:, 1].min()], [coords[:, 0].max(), coords[:, 1].min()],
                     [np.median(coords[:, 0]), coords[:, 1].max()]])
-    window.state.select_polygon(tri)
-    np.testing.assert_array_equal(window.state.selection, inside_triangle(coords, tri))
+    window.session.select_polygon(tri)
+    np.testing.assert_array_equal(window.session.selection, inside_triangle(coords, tri))
 
     # the same through the mouse: a rectangle drag, then a lasso drag that removes (Ctrl)
     rect = window.map.viewport().rect()
     a, b = QPoint(int(rect.width() * 0.3), int(rect.height() * 0.3)), QPoint(int(rect.width() * 0.7), int(rect.height() * 0.75))
-    window.set_tool("rect")
+    window.map_area.set_tool("rect")
     drag(window, [QPoint(int(a.x() + (b.x() - a.x()) * t), int(a.y() + (b.y() - a.y()) * t))
                   for t in np.linspace(0, 1, 12)])
     (vx0, vy0), (vx1, vy1) = to_view(window, a), to_view(window, b)
     expected = ((coords[:, 0] >= min(vx0, vx1)) & (coords[:, 0] <= max(vx0, vx1)) &
                 (coords[:, 1] >= min(vy0, vy1)) & (coords[:, 1] <= max(vy0, vy1)))
     assert expected.sum() > 5
-    np.testing.assert_array_equal(window.state.selection, expected)
+    np.testing.assert_array_equal(window.session.selection, expected)
 
-    window.set_tool("lasso")
+    window.map_area.set_tool("lasso")
     corners = [QPoint(int(rect.width() * 0.2), int(rect.height() * 0.9)), QPoint(int(rect.width() * 0.8), int(rect.height() * 0.9)),
                QPoint(int(rect.width() * 0.5), int(rect.height() * 0.1))]
     lasso = []
     for k in range(3):  # walk each edge in small steps, as a hand would
         p, q = corners[k], corners[(k + 1) % 3]
         lasso += [QPoint(int(p.x() + (q.x() - p.x()) * t), int(p.y() + (q.y() - p.y()) * t)) for t in np.linspace(0, 1, 8)]
-    before = window.state.selection.copy()
+    before = window.session.selection.copy()
     drawn: list[np.ndarray] = []
     window.map.box.shapeDrawn.connect(lambda tool, points, modifiers: drawn.append(points))
     drag(window, lasso, Qt.KeyboardModifier.ControlModifier)
@@ -129,17 +129,17 @@ def test_rectangle_and_lasso_by_api_and_by_mouse(qtbot, window: MainWindow, tiny
     got = drawn[0][np.r_[True, np.any(np.diff(drawn[0], axis=0) != 0, axis=1)]]  # repeated points add nothing
     want = path_view[np.r_[True, np.any(np.diff(path_view, axis=0) != 0, axis=1)]]
     assert np.allclose(got, want)  # the hand-drawn path, point for point
-    np.testing.assert_array_equal(window.state.selection, before & ~inside_polygon_winding(coords, path_view))
+    np.testing.assert_array_equal(window.session.selection, before & ~inside_polygon_winding(coords, path_view))
 
-    window.set_tool("pan")
-    window.state.select_ids([5, 9])
+    window.map_area.set_tool("pan")
+    window.session.select_ids([5, 9])
     qtbot.keyClick(window.map, Qt.Key.Key_Escape)
-    assert not window.state.selection.any()
+    assert not window.session.selection.any()
 
 
 def test_sort_filter_flag_export(qtbot, window: MainWindow, tiny_hf: TinyModel, tmp_path: Path) -> None:
     open_and_wait(qtbot, window, str(tiny_hf.path))
-    a, model = window.state.analysis, window.table.model
+    a, model = window.session.analysis, window.table.model
     for name in ("norm", "cluster_distance"):
         col = model.columns.index(name)
         window.table.view.sortByColumn(col, Qt.SortOrder.AscendingOrder)
@@ -165,7 +165,7 @@ def test_sort_filter_flag_export(qtbot, window: MainWindow, tiny_hf: TinyModel, 
     assert model.setData(model.index(row, flag_col), Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
     window.settings_panel.top_n.setValue(5)
     window.settings_panel.flag_top.click()
-    expected = {eq, *a.top(window.state.indicator, 5).tolist()}
+    expected = {eq, *a.top(window.session.indicator, 5).tolist()}
     assert set(np.flatnonzero(a.flagged).tolist()) == expected
 
     out = tmp_path / "flagged.csv"
@@ -188,9 +188,9 @@ def test_failed_job_keeps_window_usable_and_cancel(qtbot, window: MainWindow, ti
     with qtbot.waitSignal(window.jobs.failed, timeout=60_000):
         window.open_model(str(bad))
     assert "broken.gguf" in window.last_error
-    assert window.state.analysis is not None and drawn_points(window) == tiny_hf.vocab_size
-    window.state.select_ids([1, 2, 3])
-    assert window.state.selection.sum() == 3
+    assert window.session is not None and drawn_points(window) == tiny_hf.vocab_size
+    window.session.select_ids([1, 2, 3])
+    assert window.session.selection.sum() == 3
 
     window.request_projection("umap")  # a long job in a child process
     qtbot.wait(1500)
@@ -199,14 +199,14 @@ def test_failed_job_keeps_window_usable_and_cancel(qtbot, window: MainWindow, ti
     with qtbot.waitSignal(window.jobs.cancelled, timeout=5_000):
         window.cancel_button.click()
     assert time.monotonic() - start < 1.0
-    assert "umap" not in window.state.indexes and window.state.projection == "pca"
+    assert "umap" not in window.session.indexes and window.session.projection == "pca"
 
 
 def test_save_and_reopen_restores_selection_flags_colouring(qtbot, window: MainWindow, tiny_hf: TinyModel,
                                                             tmp_path: Path) -> None:
     open_and_wait(qtbot, window, str(tiny_hf.path))
-    window.state.select_ids([3, 4, 50])
-    window.state.set_flags([7, 8])
+    window.session.select_ids([3, 4, 50])
+    window.session.set_flags([7, 8])
     window.request_colouring("cluster")
     path = tmp_path / "saved.gva.npz"
     window.save_to(str(path))
@@ -215,28 +215,28 @@ def test_save_and_reopen_restores_selection_flags_colouring(qtbot, window: MainW
 
     other = MainWindow()
     qtbot.addWidget(other)
-    with qtbot.waitSignal(other.state.analysisChanged, timeout=60_000):
+    with qtbot.waitSignal(other.hub.analysisChanged, timeout=60_000):
         other.open_analysis(str(path))
-    assert other.state.selected_ids().tolist() == [3, 4, 50]
-    assert np.flatnonzero(other.state.analysis.flagged).tolist() == [7, 8]
-    assert other.state.colour_by == "cluster" and other.colour_by.currentText() == "cluster"
-    np.testing.assert_array_equal(other.state.coords, window.state.coords)
+    assert other.session.selected_ids().tolist() == [3, 4, 50]
+    assert np.flatnonzero(other.session.analysis.flagged).tolist() == [7, 8]
+    assert other.session.colour_by == "cluster" and other.map_area.colour_by.currentText() == "cluster"
+    np.testing.assert_array_equal(other.session.coords, window.session.coords)
     assert drawn_points(other) == tiny_hf.vocab_size
 
 
 def test_find_token_and_recluster(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
     open_and_wait(qtbot, window, str(tiny_hf.path))
-    assert window.find_token("#12").tolist() == [12]
-    found = window.find_token(" the")
-    assert window.state.analysis.table.texts.index(" the") in found.tolist()
-    window.state.set_flags([5])
-    window.state.select_ids([3, 4])
-    coords = window.state.coords.copy()
-    with qtbot.waitSignal(window.state.analysisChanged, timeout=60_000):
+    assert window.map_area.find_token("#12").tolist() == [12]
+    found = window.map_area.find_token(" the")
+    assert window.session.analysis.table.texts.index(" the") in found.tolist()
+    window.session.set_flags([5])
+    window.session.select_ids([3, 4])
+    coords = window.session.coords.copy()
+    with qtbot.waitSignal(window.hub.analysisChanged, timeout=60_000):
         window.recluster(6)
-    assert len(window.state.analysis.centers) == 6 and window.state.analysis.flagged[5]
-    assert window.state.selected_ids().tolist() == [3, 4]
-    np.testing.assert_array_equal(window.state.coords, coords)  # the map is kept, not recomputed
+    assert len(window.session.analysis.centers) == 6 and window.session.analysis.flagged[5]
+    assert window.session.selected_ids().tolist() == [3, 4]
+    np.testing.assert_array_equal(window.session.coords, coords)  # the map is kept, not recomputed
 
 
 @pytest.mark.slow
@@ -244,21 +244,21 @@ def test_real_smollm2_window(qtbot, window: MainWindow) -> None:
     open_and_wait(qtbot, window, "smollm2")
     assert drawn_points(window) == 49_152 and window.table.model.rowCount() == 49_152
     rank_first = window.table.model.token_id(0)
-    assert window.state.ranks[window.state.indicator][rank_first] == 1
+    assert window.session.rank()[rank_first] == 1
 
 
 @pytest.mark.slow
 def test_prompt_panel_streams_runs_control_and_verifies(qtbot, window: MainWindow, tmp_path: Path) -> None:
     open_and_wait(qtbot, window, "smollm2")
-    a = window.state.analysis
+    a = window.session.analysis
     glitch = 36743  # 'PlaneProtection': never trained in SmolLM2
-    window.state.select_ids([glitch])
+    window.session.select_ids([glitch])
     assert window.prompt.token_id == glitch
     window.prompt.template.setCurrentText("breakfast")
     window.prompt.max_tokens.setValue(8)
     streamed: list[tuple[int, str, float]] = []
-    window.prompt.stream.token.connect(lambda run, piece, p: streamed.append((run, piece, p)))
-    with qtbot.waitSignal(window.prompt.jobs.finished, timeout=120_000):
+    window.prompt.stream.token.connect(lambda _request, run, piece, p: streamed.append((run, piece, p)))
+    with qtbot.waitSignal(window.prompt.finished, timeout=120_000):
         window.prompt.run_button.click()
     record = window.prompt.last_result
     assert record["runs"][0]["token"] == glitch and record["runs"][1]["token"] != glitch
@@ -273,22 +273,22 @@ def test_prompt_panel_streams_runs_control_and_verifies(qtbot, window: MainWindo
     window.prompt.run_button.click()
     qtbot.waitUntil(lambda: len(streamed) >= 3, timeout=60_000)
     start = time.monotonic()
-    with qtbot.waitSignal(window.prompt.jobs.finished, timeout=5_000):
+    with qtbot.waitSignal(window.prompt.finished, timeout=5_000):
         window.prompt.stop_button.click()
     assert time.monotonic() - start < 2.0
     assert window.prompt.last_result["runs"][-1]["stopped"] == "cancelled"
     assert len(streamed) < 100 and "stopped" in window.prompt.verdicts[len(window.prompt.last_result["runs"]) - 1].text()
 
     the = a.table.texts.index(" the")
-    window.state.select_ids([glitch, the])
+    window.session.select_ids([glitch, the])
     window.prompt.mode.setCurrentText("fast")
-    with qtbot.waitSignal(window.state.verdictsChanged, timeout=120_000):
+    with qtbot.waitSignal(window.hub.verdictsChanged, timeout=120_000):
         window.prompt.verify_sel.click()
     assert a.verdicts.verdict[glitch] in GLITCH_VERDICTS and a.verdicts.verdict[the] == Verdict.NORMAL
     model = window.table.model
     row = int(np.flatnonzero(model.rows == glitch)[0])
     assert model.data(model.index(row, model.columns.index("verdict"))) in ("glitch", "strong_glitch")
-    window.state.set_flags([glitch])
+    window.session.set_flags([glitch])
     out = tmp_path / "verified.csv"
     window.export("flagged", str(out))
     wait_job(qtbot, window)

@@ -58,7 +58,7 @@ def test_hostile_tokens_are_shown_escaped(qtbot, window: MainWindow, hostile_mod
         assert not any(c in window.detail.tooltip(token_id) for c in "\u202e\u200b\x00")
         window.show_token(token_id)
         assert not any(c in window.detail.text.toPlainText() for c in "\u202e\u200b\x00")
-    window.state.set_flags(ids)
+    window.session.set_flags(ids)
     out = tmp_path / "hostile.csv"
     window.export("flagged", str(out))
     wait_job(qtbot, window)
@@ -77,10 +77,10 @@ def test_autosave_survives_kill_9_and_is_restored(qtbot, tiny_hf: TinyModel, tmp
         app = create_application()
         w = MainWindow()
         w.open_model({str(tiny_hf.path)!r})
-        while w.state.analysis is None:
+        while w.session is None:
             app.processEvents(); time.sleep(0.01)
-        w.state.set_flags([7, 11, 42])
-        w.state.select_ids([1, 2])
+        w.session.set_flags([7, 11, 42])
+        w.session.select_ids([1, 2])
         w.autosaver.save_now()
         while w.autosaver.jobs.busy:
             app.processEvents(); time.sleep(0.01)
@@ -95,11 +95,11 @@ def test_autosave_survives_kill_9_and_is_restored(qtbot, tiny_hf: TinyModel, tmp
     win = MainWindow()
     qtbot.addWidget(win)
     win.offer_restore()
-    with qtbot.waitSignal(win.state.analysisChanged, timeout=60_000):
+    with qtbot.waitSignal(win.hub.analysisChanged, timeout=60_000):
         win.restore_box.accept()
-    assert np.flatnonzero(win.state.analysis.flagged).tolist() == [7, 11, 42]
-    assert win.state.selected_ids().tolist() == [1, 2]
-    assert win.state.path == ""  # Ctrl+S will ask for a file, never overwrite the autosave
+    assert np.flatnonzero(win.session.analysis.flagged).tolist() == [7, 11, 42]
+    assert win.session.selected_ids().tolist() == [1, 2]
+    assert win.session.path == ""  # Ctrl+S will ask for a file, never overwrite the autosave
     win.close()
     assert pending_autosave() is None  # a clean exit leaves nothing to restore
 
@@ -113,18 +113,18 @@ def test_analysis_of_a_changed_model_says_so(qtbot, window: MainWindow, tiny_hf:
     wait_job(qtbot, window)
     config = folder / "config.json"
     config.write_text(config.read_text().replace("{", '{\n  "edited": true,', 1))  # the model changed on disk
-    with qtbot.waitSignal(window.state.analysisChanged, timeout=60_000):
+    with qtbot.waitSignal(window.hub.analysisChanged, timeout=60_000):
         window.open_analysis(str(saved))
     assert "different version" in window.last_warning and "re-run" in window.last_warning
 
 
 def test_a_superseded_job_never_lands(qtbot, window: MainWindow, tiny_hf: TinyModel, tiny_untied: TinyModel) -> None:
     window.open_model(str(tiny_hf.path))
-    with qtbot.waitSignal(window.state.analysisChanged, timeout=LOAD_TIMEOUT_MS):
+    with qtbot.waitSignal(window.hub.analysisChanged, timeout=LOAD_TIMEOUT_MS):
         window.open_model(str(tiny_untied.path))
     qtbot.wait(2000)
-    assert window.state.analysis.model.name == str(tiny_untied.path)
-    assert not window.state.analysis.model.tied
+    assert window.session.analysis.model.name == str(tiny_untied.path)
+    assert not window.session.analysis.model.tied
 
 
 def test_closing_during_a_job_is_clean(qtbot, tiny_hf: TinyModel) -> None:
@@ -148,7 +148,7 @@ def test_rapid_run_stop_run_and_failures_are_logged(qtbot, window: MainWindow, t
         window.prompt.run_button.click()
         window.prompt.stop_button.click()
     window.prompt.run()
-    qtbot.waitUntil(lambda: not window.prompt.jobs.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.jobs.busy_in("prompt"), timeout=60_000)
     assert window.prompt.run_button.isEnabled() and not window.prompt.stop_button.isEnabled()
     assert window.prompt.last_result["runs"][0]["token"] == 17
 

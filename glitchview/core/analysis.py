@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .model.vocab import TokenTable
-from .scores.indicators import INDICATORS, Direction, rank_order
+from .scores.indicators import INDICATORS, Direction, Ranking, ranking
 from .scores.reference import ReferenceSet
 from .verify import verdicts as verdict_codes
 from .verify.verdicts import Verdict
@@ -81,6 +81,9 @@ class Analysis:
     selection: np.ndarray | None = None  # the user's map/table selection, kept across save/open
     view: dict[str, Any] = field(default_factory=dict)  # how the window showed it: colour_by, projection
     verdicts: Verdicts | None = None
+    # each indicator's ranking, computed once per analysis (copies made with dataclasses.replace share it:
+    # their scores are the same arrays)
+    rankings: dict[tuple[str, str], Ranking] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -93,6 +96,14 @@ class Analysis:
             self.verdicts = Verdicts.empty(len(self))
         return self.verdicts
 
+    def ranking(self, indicator: str, end: Direction | None = None) -> Ranking:
+        """The tokens ordered from the given end (default: the suspicious end) of an indicator, and
+        each token's rank; the one place ranks are computed."""
+        key = (indicator, end or self.suspicious_end(indicator))
+        if key not in self.rankings:
+            self.rankings[key] = ranking(self.scores[indicator], key[1])
+        return self.rankings[key]
+
     def top(self, indicator: str, n: int, end: Direction | None = None) -> np.ndarray:
         """The ids of the `n` tokens at the given end (default: the suspicious end) of an indicator."""
-        return rank_order(self.scores[indicator], end or self.suspicious_end(indicator))[:n]
+        return self.ranking(indicator, end).order[:n]

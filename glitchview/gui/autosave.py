@@ -5,14 +5,12 @@ finding it at start means the last session died, and the window offers to restor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QObject, QTimer
 
-from ..core.analysis import Analysis
 from ..core.logs import data_root
 from ..core.store.analysis_file import SUFFIX, save_analysis
-from .state import AnalysisState
+from .hub import SessionHub
 from .workers import JobRunner
 
 DEBOUNCE_MS = 2_000
@@ -30,17 +28,16 @@ def pending_autosave() -> Path | None:
 
 
 class Autosaver(QObject):
-    def __init__(self, state: AnalysisState, snapshot: Callable[[], Analysis], parent: QObject | None = None) -> None:
+    def __init__(self, hub: SessionHub, jobs: JobRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.state, self.snapshot = state, snapshot
-        self.jobs = JobRunner(self)
+        self.hub, self.jobs = hub, jobs
         self.dirty = False
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self.save_now)
         self._period = QTimer(self, interval=PERIOD_MS)
         self._period.timeout.connect(self.save_now)
         self._period.start()
-        for signal in (state.flagsChanged, state.selectionChanged, state.verdictsChanged):
+        for signal in (hub.flagsChanged, hub.selectionChanged, hub.verdictsChanged):
             signal.connect(self._changed)
 
     def _changed(self) -> None:
@@ -49,11 +46,11 @@ class Autosaver(QObject):
 
     def save_now(self) -> None:
         """Write the current analysis to the autosave file (on a worker) if anything changed."""
-        if not self.dirty or self.state.analysis is None or self.jobs.busy:
+        if not self.dirty or self.hub.session is None or self.jobs.busy_in("autosave"):
             return
         self.dirty = False
-        snapshot, path = self.snapshot(), autosave_path()
-        self.jobs.start("autosave", lambda progress, cancel: save_analysis(snapshot, path))
+        analysis, path = self.hub.session.snapshot("autosave").analysis, autosave_path()
+        self.jobs.start("autosave", lambda progress, cancel: save_analysis(analysis, path), lambda _: None, "autosave")
 
     def discard(self) -> None:
         """A clean exit: nothing to restore next time."""

@@ -1,10 +1,11 @@
 """The embedding map: every token drawn (never a sample), coloured by the chosen colouring, with
 rectangle and lasso selection, click-to-select, hover tooltips, cluster centre markers.
 
-Fast path for 262k points: the points are drawn by one custom item that groups them by colour
-bin and draws each bin with a single `QPainter.drawPoints` call (cosmetic pen = constant pixel
-size); the colour grouping is precomputed off the GUI thread (`core.colouring`). The selection
-is a second item of the same kind on top; hover uses a k-d tree (`core.mapindex`)."""
+Fast path for 262k points: one custom item rasterises the points with numpy on each paint (each
+point's colour slot written into a one-pixel canvas, in drawing order so that suspects land on
+top; a separable maximum filter widens them to 3 px; a colour table; one `drawImage`). The colour
+grouping is precomputed off the GUI thread (`core.view.colouring`). The selection is a second item
+of the same kind on top; hover uses a k-d tree (`core.view.mapindex`)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from ..core.scores.indicators import INDICATORS
 from ..core.store.text import escape_text
 from ..core.verify.taxonomy import TAXONOMY
 from ..core.verify.verdicts import LABELS
-from .state import AnalysisState
+from .hub import SessionHub
 
 
 class SettingsPanel(QWidget):
@@ -30,9 +30,9 @@ class SettingsPanel(QWidget):
     projectionRequested = Signal(str)
     flagTopRequested = Signal(int)
 
-    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+    def __init__(self, hub: SessionHub, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.hub = hub
         self.clusters = QSpinBox(minimum=2, maximum=500, value=20)
         self.recluster = QPushButton("Re-cluster")
         self.recluster.clicked.connect(lambda: self.reclusterRequested.emit(self.clusters.value()))
@@ -63,27 +63,26 @@ class SettingsPanel(QWidget):
         self.summary = QLabel(wordWrap=True)
         self.summary.setStyleSheet("color: #9aa0b0")
         form.addRow(self.summary)
-        state.analysisChanged.connect(self._sync)
-        state.projectionChanged.connect(self._sync)
-        state.flagsChanged.connect(self._sync)
+        for signal in (hub.analysisChanged, hub.projectionChanged, hub.flagsChanged, hub.indicatorChanged):
+            signal.connect(self._sync)
 
     def _indicator_changed(self, name: str) -> None:
         ind = INDICATORS[name]
         self.indicator_help.setText(f"{ind.description}. Suspicious end: {ind.suspicious}.")
-        if self.state.analysis is not None and self.state.indicator != name:
-            self.state.indicator = name
-            self.state.analysisChanged.emit()
+        if self.hub.session is not None:
+            self.hub.session.set_indicator(name)
 
     def _sync(self) -> None:
-        a = self.state.analysis
-        if a is None:
+        s = self.hub.session
+        if s is None:
             return
+        a = s.analysis
         self.clusters.setValue(len(a.centers))
-        self.projection.setCurrentIndex(PROJECTIONS.index(self.state.projection))
+        self.projection.setCurrentIndex(PROJECTIONS.index(s.projection))
         self.indicator.blockSignals(True)
-        self.indicator.setCurrentText(self.state.indicator)
+        self.indicator.setCurrentText(s.indicator)
         self.indicator.blockSignals(False)
-        self._indicator_changed(self.state.indicator)
+        self._indicator_changed(s.indicator)
         m = a.model
         self.summary.setText(
             f"{m.title}\n{m.n_tokens:,} tokens × {m.dim} · {'tied' if m.tied else 'untied'} · "
@@ -94,9 +93,9 @@ class SettingsPanel(QWidget):
 class TokenDetail(QWidget):
     """Everything known about one token, with its text shown safely (escaped)."""
 
-    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+    def __init__(self, hub: SessionHub, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.hub = hub
         self.text = QPlainTextEdit(readOnly=True)
         self.text.setFont(QFont("monospace"))
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
@@ -104,13 +103,17 @@ class TokenDetail(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.text)
-        self.token_id = -1
+        hub.tokenChanged.connect(self.refresh)
+        hub.verdictsChanged.connect(self.refresh)
+        hub.analysisChanged.connect(self.refresh)
 
-    def show_token(self, token_id: int) -> None:
-        a = self.state.analysis
-        if a is None or not 0 <= token_id < len(a):
+    def refresh(self) -> None:
+        """Show the session's current token."""
+        s = self.hub.session
+        if s is None or s.token < 0:
+            self.text.clear()
             return
-        self.token_id = token_id
+        a, token_id = s.analysis, s.token
         t = a.table
         lines = [f"id {token_id}   cluster {int(a.labels[token_id])}   category {t.category_names()[token_id]}",
                  f"text   «{escape_text(t.texts[token_id])}»", f"piece  «{escape_text(t.pieces[token_id])}»",
@@ -118,12 +121,12 @@ class TokenDetail(QWidget):
                  f"flags  {', '.join(t.flag_names(token_id)) or 'none'}"
                  f"{'   · FLAGGED' if a.flagged[token_id] else ''}", ""]
         for name, values in a.scores.items():
-            rank = self.state.ranks[name][token_id]
+            rank = s.rank(name)[token_id]
             lines.append(f"{name:<24} {values[token_id]:>12.6g}   rank {rank:>7,} from the "
                          f"{a.suspicious_end(name)} end")
         v = a.verdicts
         if v is not None and v.is_verified(token_id):
-            lines += ["", f"verdict  {LABELS[v.verdict[token_id]]} · {TAXONOMY[self.state.taxonomy[token_id]]}",
+            lines += ["", f"verdict  {LABELS[v.verdict[token_id]]} · {TAXONOMY[s.view.taxonomy[token_id]]}",
                       f"         {escape_text(v.reasons[token_id])}"]
         for record in (v.history_for(token_id) if v is not None else [])[-3:]:
             runs = record["runs"]
@@ -133,9 +136,9 @@ class TokenDetail(QWidget):
         self.text.setPlainText("\n".join(lines))
 
     def tooltip(self, token_id: int) -> str:
-        a = self.state.analysis
-        if a is None:
+        if self.hub.session is None:
             return ""
+        a = self.hub.session.analysis
         scores = "\n".join(f"{n}: {v[token_id]:.5g}" for n, v in a.scores.items())
         return (f"«{escape_text(a.table.texts[token_id])}»  id {token_id}\ncluster {int(a.labels[token_id])} · "
                 f"{a.table.category_names()[token_id]}\n{scores}")

@@ -1,7 +1,8 @@
-"""The prompt editor: runs templates with the selected token (inserted by id) and an ordinary
+"""The prompt editor: runs templates with the session's token (inserted by id) and an ordinary
 control token side by side, streaming both outputs token by token with each token's probability;
-verifies the token or the selection with the repetition test. Runs on its own job runner so that
-prompting never cancels an analysis."""
+verifies the token or the selection with the repetition test. Its jobs run in the window's
+"prompt" lane, so that prompting never cancels an analysis, and their results go through the
+session, which refuses those of another model."""
 
 from __future__ import annotations
 
@@ -28,14 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.pipeline import reopen_model
-from ..core.progress import CancelToken, ProgressFn, sub_progress
+from ..core import operations
 from ..core.store.text import escape_text
-from ..core.verify.generation import GenerationSettings, behaviour_verdict, generate, output_metrics, pick_control_token
-from ..core.verify.probing import MODES, load_probe_model, verify_tokens
-from ..core.verify.templates import PLACEHOLDER, default_templates, encode_template, fill, repetition_text
+from ..core.verify.generation import GenerationSettings
+from ..core.verify.probing import MODES
+from ..core.verify.templates import default_templates, repetition_text
 from ..core.verify.verdicts import LABELS, summary
-from .state import AnalysisState
+from .hub import SessionHub
 from .workers import JobRunner
 
 USER_TEMPLATES_KEY = "promptTemplates"
@@ -64,27 +64,31 @@ def _probability_colour(p: float) -> str:
 
 
 class _Stream(QObject):
-    token = Signal(int, str, float)  # run (0 token, 1 control), text, probability
-    started = Signal(int, str)  # run, header
+    """Tokens streamed from the worker; each carries its request number, so a late token of an
+    older run is never written under a newer one."""
+
+    token = Signal(int, int, str, float)  # request, run (0 token, 1 control), text, probability
+    started = Signal(int, int, int)  # request, run, token id
 
 
 class PromptPanel(QWidget):
-    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+    finished = Signal(str)  # "prompt" or "verify", once its result is in the session
+
+    def __init__(self, hub: SessionHub, jobs: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
-        self.jobs = JobRunner(self)
+        self.hub, self.jobs = hub, jobs
         self.stream = _Stream()
         self.stream.token.connect(self._append_token)
         self.stream.started.connect(self._start_output)
-        self.token_id = -1
+        self.request = 0
         self.last_result: dict | None = None
         self._build()
-        self.jobs.progress.connect(self._on_progress)
-        self.jobs.finished.connect(self._on_finished)
-        self.jobs.failed.connect(self._on_failed)
-        self.jobs.cancelled.connect(lambda name: self._done(f"{name}: stopped"))
-        self.jobs.busyChanged.connect(self._busy)
-        state.analysisChanged.connect(self._on_analysis)
+        jobs.progress.connect(self._on_progress)
+        jobs.failed.connect(self._on_failed)
+        jobs.cancelled.connect(lambda name: self._done(f"{name}: stopped") if name in ("prompt", "verify") else None)
+        jobs.busyChanged.connect(lambda lane, busy: self._busy(busy) if lane == "prompt" else None)
+        hub.analysisChanged.connect(self._on_analysis)
+        hub.tokenChanged.connect(self._on_token)
 
     # --- layout ----------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -107,17 +111,17 @@ class PromptPanel(QWidget):
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
         self.stop_button = QPushButton("Stop", enabled=False)
-        self.stop_button.clicked.connect(self.jobs.cancel)
+        self.stop_button.clicked.connect(lambda: self.jobs.cancel("prompt"))
         self.verify_button = QPushButton("Verify token", toolTip="full repetition test on this token")
         self.verify_button.clicked.connect(lambda: self.verify([self.token_id], "full"))
         self.mode = QComboBox()
         self.mode.addItems(list(MODES))
         self.mode.setToolTip("mode for Verify selection / flagged: full (three prompts) or fast (one short prompt)")
         self.verify_sel = QPushButton("Verify selection")
-        self.verify_sel.clicked.connect(lambda: self.verify(list(self.state.selected_ids()), self.mode.currentText()))
+        self.verify_sel.clicked.connect(lambda: self.verify(self.hub.session.selected_ids(), self.mode.currentText()))
         self.verify_flagged = QPushButton("Verify flagged")
         self.verify_flagged.clicked.connect(
-            lambda: self.verify(list(np.flatnonzero(self.state.analysis.flagged)), self.mode.currentText()))
+            lambda: self.verify(np.flatnonzero(self.hub.session.analysis.flagged), self.mode.currentText()))
         self.progress = QProgressBar(maximum=1000, textVisible=False)
         self.progress.setFixedHeight(8)
         self.status = QLabel("Select a token, then Run a template or Verify it.", wordWrap=True)
@@ -214,37 +218,37 @@ class PromptPanel(QWidget):
             self._store(mine)
             self.reload_templates()
 
-    # --- state -------------------------------------------------------------------------------------
-    def _on_analysis(self) -> None:
-        a = self.state.analysis
-        can = a is not None and a.model.generative
-        for w in (self.run_button, self.verify_button, self.verify_sel, self.verify_flagged):
-            w.setEnabled(can)
-        if a is not None and not a.model.generative:
-            self.status.setText(f"{a.model.title} is an encoder ({a.model.architecture}): it cannot generate, "
-                                f"so prompts and verification are not available for it.")
+    # --- the session ---------------------------------------------------------------------------------
+    @property
+    def token_id(self) -> int:
+        return self.hub.session.token if self.hub.session is not None else -1
 
-    def show_token(self, token_id: int) -> None:
-        self.token_id = token_id
-        a = self.state.analysis
-        if a is not None and 0 <= token_id < len(a):
-            self.headers[0].setText(f"token run: «{escape_text(a.table.texts[token_id])}» (id {token_id})")
+    def _generative(self) -> bool:
+        return self.hub.session is not None and self.hub.session.analysis.model.generative
+
+    def _on_analysis(self) -> None:
+        a = self.hub.session.analysis
+        self._busy(self.jobs.busy_in("prompt"))
+        self._on_token()
+        if not a.model.generative:
+            self.status.setText(f"{escape_text(a.model.title)} is an encoder ({a.model.architecture}): it cannot "
+                                f"generate, so prompts and verification are not available for it.")
+
+    def _on_token(self) -> None:
+        """Another token: its header, and empty outputs (the old ones belong to the previous token)."""
+        s = self.hub.session
+        token = s.token if s is not None else -1
+        self.headers[0].setText(f"token run: «{escape_text(s.analysis.table.texts[token])}» (id {token})"
+                                if token >= 0 else "token run")
+        self.headers[1].setText("control run")
+        for box, verdict in zip(self.outputs, self.verdicts):
+            box.clear()
+            verdict.clear()
 
     def _busy(self, busy: bool) -> None:
         self.stop_button.setEnabled(busy)
-        generative = self.state.analysis is not None and self.state.analysis.model.generative
         for w in (self.run_button, self.verify_button, self.verify_sel, self.verify_flagged):
-            w.setEnabled(generative and not busy)
-
-    def _probe(self, progress: ProgressFn, cancel: CancelToken):
-        """The network for prompting, built once per model (on the worker)."""
-        if self.state.probe is not None:
-            return self.state.probe
-        model = self.state.model
-        if model is None:  # opened from an analysis file
-            model = reopen_model(self.state.analysis.model, sub_progress(progress, 0, 0.5), cancel)
-        progress(0.6, "Building the network for generation")
-        return load_probe_model(model)
+            w.setEnabled(self._generative() and not busy)
 
     # --- jobs ----------------------------------------------------------------------------------------
     def settings(self) -> GenerationSettings:
@@ -254,96 +258,77 @@ class PromptPanel(QWidget):
 
     def run(self) -> None:
         """Run the template with the token and with a control token, streaming both."""
-        a = self.state.analysis
-        text = self.editor.toPlainText()
-        if a is None or not 0 <= self.token_id < len(a):
+        s = self.hub.session
+        if s is None or s.token < 0:
             self.status.setText("Select a token first.")
             return
-        if PLACEHOLDER not in text:
-            self.status.setText(f"The template needs a {PLACEHOLDER} placeholder.")
-            return
-        token, settings, stream, table = self.token_id, self.settings(), self.stream, a.table
-        unemb = a.scores.get("unembedding_cosine", np.full(len(a), np.nan))
-
-        def job(progress: ProgressFn, cancel: CancelToken):
-            probe = self._probe(progress, cancel)
-            control = pick_control_token(table, unemb, token)
-            template = encode_template(probe.tokenizer, text)
-            runs = []
-            for run, tid in enumerate((token, control)):
-                stream.started.emit(run, f"«{escape_text(table.texts[tid])}» (id {tid})")
-                progress(0.5 * run, f"Generating with «{escape_text(table.texts[tid])}»")
-                out = generate(probe, fill(template, np.array([tid]))[0], settings,
-                               on_token=lambda _id, piece, p, r=run: stream.token.emit(r, piece, p), cancel=cancel)
-                runs.append((tid, out))
-                if out.stopped == "cancelled":
-                    break
-            return probe, text, runs
-
+        snapshot, text, settings, stream = s.snapshot("prompt"), self.editor.toPlainText(), self.settings(), self.stream
+        request = self.request = snapshot.stamp.request
         for box in self.outputs:
             box.clear()
-        self.jobs.start("prompt", job)
+        self.jobs.start("prompt", lambda p, c: operations.run_prompt(
+            snapshot, text, settings, lambda run, tid: stream.started.emit(request, run, tid),
+            lambda run, piece, prob: stream.token.emit(request, run, piece, prob), p, c), self._on_ran, "prompt")
 
-    def verify(self, ids: list[int], mode: str) -> None:
-        ids = [int(i) for i in ids if i >= 0]
-        if not ids or self.state.analysis is None:
+    def verify(self, ids, mode: str) -> None:
+        s = self.hub.session
+        ids = np.asarray([int(i) for i in ids if int(i) >= 0], dtype=np.int64)
+        if s is None or ids.size == 0:
             self.status.setText("Nothing to verify: select tokens first.")
             return
-
-        def job(progress: ProgressFn, cancel: CancelToken):
-            probe = self._probe(sub_progress(progress, 0, 0.1), cancel)
-            return probe, verify_tokens(probe, ids, mode, sub_progress(progress, 0.1, 1.0), cancel)
-
-        self.jobs.start("verify", job)
+        snapshot = s.snapshot("verify")
+        self.jobs.start("verify", lambda p, c: operations.verify(snapshot, ids, mode, p, c), self._on_verified,
+                        "prompt")
 
     # --- results ------------------------------------------------------------------------------------
-    def _start_output(self, run: int, header: str) -> None:
-        self.headers[run].setText(("token run: " if run == 0 else "control run: ") + header)
+    def _start_output(self, request: int, run: int, token: int) -> None:
+        if request != self.request or self.hub.session is None:
+            return
+        text = escape_text(self.hub.session.analysis.table.texts[token])
+        self.headers[run].setText(f"{'token' if run == 0 else 'control'} run: «{text}» (id {token})")
         self.outputs[run].clear()
         self.verdicts[run].clear()
 
-    def _append_token(self, run: int, piece: str, p: float) -> None:
+    def _append_token(self, request: int, run: int, piece: str, p: float) -> None:
+        if request != self.request:
+            return
         cursor = self.outputs[run].textCursor()
         cursor.movePosition(cursor.MoveOperation.End)
         text = html.escape(escape_text(piece)).replace(" ", "&nbsp;")
         cursor.insertHtml(f'<span style="background-color:{_probability_colour(p)}" title="p = {p:.3g}">{text}</span>')
         self.outputs[run].setTextCursor(cursor)
 
-    def _on_progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.status.setText(message)
+    def _on_progress(self, lane: str, fraction: float, message: str) -> None:
+        if lane == "prompt":
+            self.progress.setValue(int(fraction * 1000))
+            self.status.setText(message)
 
     def _done(self, message: str) -> None:
         self.progress.setValue(0)
         self.status.setText(message)
 
     def _on_failed(self, name: str, message: str, details: str) -> None:
-        self._done(f"{name} failed: {message}")
+        if name in ("prompt", "verify"):
+            self._done(f"{name} failed: {message}")
 
-    def _on_finished(self, name: str, result) -> None:
-        probe = result[0]
-        self.state.probe = probe
-        if name == "verify":
-            verification = result[1]
-            self.state.record_verification(verification)
-            text = summary(verification.verdicts)
-            if len(verification.ids) == 1:
-                text = f"{LABELS[verification.verdicts[0]]}: {verification.reasons[0]}"
-            self._done(f"Verified {len(verification.ids)} tokens ({verification.mode}, "
-                       f"{verification.tokens_per_second:.1f} tokens/s): {text}")
+    def _on_verified(self, result: operations.Verified) -> None:
+        if not self.hub.apply(result):
             return
-        _, text, runs = result
-        table = self.state.analysis.table
-        record = {"template": text, "settings": self.settings().__dict__, "runs": []}
-        for k, (tid, out) in enumerate(runs):
-            metrics = output_metrics(out, tid, table.texts[tid])
-            anomalous, reasons = behaviour_verdict(metrics)
-            self.verdicts[k].setText(("⚠ " if anomalous else "✓ ") + "; ".join(reasons) +
-                                     f" · stopped: {out.stopped} · mean entropy {metrics['mean_entropy']:.2f}")
-            record["runs"].append({"token": int(tid), "output": out.text, "stopped": out.stopped,
-                                   "anomalous": anomalous, "reasons": reasons,
-                                   "metrics": {m: float(v) for m, v in metrics.items()}})
-        self.state.analysis.ensure_verdicts().history.append(record)
+        v = result.verification
+        n = len(v.ids)
+        text = f"{LABELS[v.verdicts[0]]}: {v.reasons[0]}" if n == 1 else summary(v.verdicts)
+        self._done(f"Verified {n} token{'s' if n != 1 else ''} ({v.mode}, {v.tokens_per_second:.1f} tokens/s): {text}")
+        self.finished.emit("verify")
+
+    def _on_ran(self, result: operations.PromptRan) -> None:
+        if not self.hub.apply(result):
+            return
+        record = result.record
+        table = self.hub.session.analysis.table
+        for k, run in enumerate(record["runs"]):
+            self.verdicts[k].setText(("⚠ " if run["anomalous"] else "✓ ") + "; ".join(run["reasons"]) +
+                                     f" · stopped: {run['stopped']} · mean entropy {run['metrics']['mean_entropy']:.2f}")
         self.last_result = record
-        self._done(f"Ran «{escape_text(table.texts[runs[0][0]])}»" +
-                   (f" and the control «{escape_text(table.texts[runs[1][0]])}»" if len(runs) > 1 else ""))
+        names = [f"«{escape_text(table.texts[run['token']])}»" for run in record["runs"]]
+        self._done(f"Ran {names[0]}" + (f" and the control {names[1]}" if len(names) > 1 else ""))
+        self.finished.emit("prompt")

@@ -27,15 +27,15 @@ from ..core.verify.quality import KS, base_rate, indicator_quality, precision_cu
 from ..core.verify.taxonomy import TAXONOMY
 from ..core.verify.verdicts import is_glitch, is_verified
 from ..core.view.colouring import categorical
-from .state import AnalysisState
+from .hub import SessionHub
 
 
 class QualityPanel(QWidget):
     verifyRequested = Signal(object, str)  # token ids, mode
 
-    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+    def __init__(self, hub: SessionHub, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.hub = hub
         self.sample = np.zeros(0, dtype=np.int64)
         self.top_n = QSpinBox(minimum=10, maximum=100_000, value=100)
         self.sample_n = QSpinBox(minimum=0, maximum=100_000, value=100)
@@ -63,18 +63,19 @@ class QualityPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.plot, 2)
         layout.addWidget(self.summary)
-        state.verdictsChanged.connect(self.refresh)
-        state.analysisChanged.connect(self.refresh)
+        hub.verdictsChanged.connect(self.refresh)
+        hub.analysisChanged.connect(self.refresh)
 
     def request(self) -> None:
-        a = self.state.analysis
-        if a is None:
+        if self.hub.session is None:
             return
+        a = self.hub.session.analysis
         ids, self.sample = verification_ids(a, list(a.scores), self.top_n.value(), self.sample_n.value())
         self.verifyRequested.emit(ids, self.mode.currentText())
 
     def refresh(self) -> None:
-        a = self.state.analysis
+        s = self.hub.session
+        a = s.analysis if s is not None else None
         self.plot.clear()
         if a is None or a.verdicts is None or not is_verified(a.verdicts.verdict).any():
             self.table.setRowCount(0)
@@ -82,7 +83,7 @@ class QualityPanel(QWidget):
             return
         verdicts = a.verdicts.verdict
         ks = tuple(k for k in KS if k <= max(self.top_n.value(), KS[0]))
-        rows = indicator_quality(a, verdicts, ks, self.state.orders)
+        rows = indicator_quality(a, verdicts, ks)
         headers = ["indicator", "end", *(f"P@{k}" for k in ks), "recall", "ROC-AUC"]
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
@@ -95,17 +96,17 @@ class QualityPanel(QWidget):
                 if c == 0:
                     item.setToolTip(INDICATORS[q.indicator].description if q.indicator in INDICATORS else "")
                 self.table.setItem(r, c, item)
-            curve = precision_curve(self.state.orders[q.indicator], verdicts, max(ks))
+            curve = precision_curve(s.order(q.indicator), verdicts, max(ks))
             self.plot.plot(np.arange(1, len(curve) + 1), curve, pen=pg.mkPen(tuple(int(v) for v in colours[r]), width=2),
                            name=q.indicator, connect="finite")
         self.table.resizeColumnsToContents()
         glitch = np.flatnonzero(is_glitch(verdicts))
-        taxonomy = Counter(TAXONOMY[self.state.taxonomy[i]] for i in glitch)
+        taxonomy = Counter(TAXONOMY[s.view.taxonomy[i]] for i in glitch)
         rate = base_rate(verdicts, self.sample) if len(self.sample) else float("nan")
         if np.isfinite(rate):
             self.plot.addItem(pg.InfiniteLine(pos=rate, angle=0, pen=pg.mkPen((200, 200, 200), style=pg.QtCore.Qt.PenStyle.DashLine),
                                               label=f"base rate {rate:.3f}", labelOpts={"color": (200, 200, 200)}))
         self.summary.setText(
-            f"{int((verdicts > 0).sum()):,} tokens verified, {len(glitch):,} glitch tokens"
+            f"{int(is_verified(verdicts).sum()):,} tokens verified, {len(glitch):,} glitch tokens"
             f"{f'; base rate {rate:.3f} on a random sample of {len(self.sample)}' if np.isfinite(rate) else ''}.\n"
             "Taxonomy: " + (", ".join(f"{name} {n}" for name, n in taxonomy.most_common()) or "none"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import regex
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -26,10 +26,13 @@ from PySide6.QtWidgets import (
 
 from ..core.model.vocab import CATEGORIES, FLAGS
 from ..core.scores.indicators import INDICATORS, short_name
+from ..core.session import Session
+from ..core.store.export import export_columns, export_rows
 from ..core.store.text import escape_text
 from ..core.verify.taxonomy import TAXONOMY
 from ..core.verify.verdicts import GLITCH_VERDICTS, LABELS, Verdict
-from .state import AnalysisState
+from ..core.view.find import match_texts
+from .hub import SessionHub
 
 BASE_COLUMNS = ["id", "token", "category", "flags", "cluster"]
 VERDICT_COLUMNS = ["verdict", "max_prob", "taxonomy", "reasons"]
@@ -40,9 +43,9 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 class TokenTableModel(QAbstractTableModel):
-    def __init__(self, state: AnalysisState) -> None:
+    def __init__(self, hub: SessionHub) -> None:
         super().__init__()
-        self.state = state
+        self.hub = hub
         self.rows = np.zeros(0, dtype=np.int64)
         self.columns: list[str] = []
         self._categories = np.asarray(CATEGORIES)
@@ -51,16 +54,20 @@ class TokenTableModel(QAbstractTableModel):
         self.filter_category, self.filter_flag, self.filter_cluster = "", "", -1
         self.only_selection = False
         self.taxonomy = np.zeros(0, dtype=np.int8)
-        state.analysisChanged.connect(self.reset)
-        state.verdictsChanged.connect(self._verdicts_changed)
-        state.flagsChanged.connect(self._flags_changed)
-        state.selectionChanged.connect(self._selection_changed)
+        hub.analysisChanged.connect(self.reset)
+        hub.verdictsChanged.connect(self._verdicts_changed)
+        hub.flagsChanged.connect(self._flags_changed)
+        hub.selectionChanged.connect(self._selection_changed)
+
+    @property
+    def session(self) -> Session | None:
+        return self.hub.session
 
     # --- structure ---------------------------------------------------------------------------
     def reset(self) -> None:
         self.beginResetModel()
-        a = self.state.analysis
-        self.taxonomy = self.state.taxonomy
+        a = self.session.analysis if self.session else None
+        self.taxonomy = self.session.view.taxonomy if self.session else np.zeros(0, dtype=np.int8)
         self.columns = [*BASE_COLUMNS, *(a.scores if a else []), "rank", "flagged", *VERDICT_COLUMNS]
         self.rows = self._filtered_ids()
         self.endResetModel()  # the view sorts it right after (TokenTable._on_analysis)
@@ -80,7 +87,7 @@ class TokenTableModel(QAbstractTableModel):
                 if name in INDICATORS:
                     return f"{name}: {INDICATORS[name].description} (suspicious: {INDICATORS[name].suspicious})"
                 if name == "rank":
-                    return f"rank by {self.state.indicator} from its suspicious end"
+                    return f"rank by {self.session.indicator} from its suspicious end" if self.session else name
                 return name
         return None
 
@@ -89,7 +96,7 @@ class TokenTableModel(QAbstractTableModel):
         return int(self.rows[row])
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
-        a = self.state.analysis
+        a = self.session.analysis if self.session else None
         if a is None or not index.isValid():
             return None
         i, name = int(self.rows[index.row()]), self.columns[index.column()]
@@ -97,7 +104,7 @@ class TokenTableModel(QAbstractTableModel):
             return self._display(i, name)
         if role == Qt.ItemDataRole.CheckStateRole and name == "flagged":
             return Qt.CheckState.Checked if a.flagged[i] else Qt.CheckState.Unchecked
-        if role == Qt.ItemDataRole.BackgroundRole and self.state.selection[i]:
+        if role == Qt.ItemDataRole.BackgroundRole and self.session.selection[i]:
             return SELECTED_BRUSH
         if role == Qt.ItemDataRole.TextAlignmentRole and name not in ("token", "category", "flags"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -108,11 +115,11 @@ class TokenTableModel(QAbstractTableModel):
         return None
 
     def _display(self, i: int, name: str) -> str | None:
-        a = self.state.analysis
+        a = self.session.analysis
         if name == "id":
             return str(i)
         if name == "token":
-            return self.state.escaped_texts[i]
+            return self.session.view.escaped_texts[i]
         if name == "category":
             return str(self._categories[a.table.category[i]])
         if name == "flags":
@@ -120,7 +127,7 @@ class TokenTableModel(QAbstractTableModel):
         if name == "cluster":
             return str(int(a.labels[i]))
         if name == "rank":
-            return str(int(self.state.ranks[self.state.indicator][i]))
+            return str(int(self.session.rank()[i]))
         if name in a.scores:
             return f"{a.scores[name][i]:.5g}"
         v = a.verdicts
@@ -143,17 +150,17 @@ class TokenTableModel(QAbstractTableModel):
     def setData(self, index: Index, value, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
         if role == Qt.ItemDataRole.CheckStateRole and self.columns[index.column()] == "flagged":
             checked = Qt.CheckState(value) == Qt.CheckState.Checked
-            self.state.set_flags([self.token_id(index.row())], checked)
+            self.session.set_flags([self.token_id(index.row())], checked)
             return True
         return False
 
     # --- sorting and filtering on numpy ------------------------------------------------------
     def sort_key(self, name: str) -> np.ndarray | list:
-        a = self.state.analysis
+        a = self.session.analysis
         if name == "id":
             return np.arange(len(a))
         if name == "token":
-            return self.state.escaped_texts
+            return self.session.view.escaped_texts
         if name == "category":
             return a.table.category
         if name == "flags":
@@ -161,7 +168,7 @@ class TokenTableModel(QAbstractTableModel):
         if name == "cluster":
             return a.labels
         if name == "rank":
-            return self.state.ranks[self.state.indicator]
+            return self.session.rank()
         if name == "flagged":
             return a.flagged
         v = a.ensure_verdicts()
@@ -184,10 +191,10 @@ class TokenTableModel(QAbstractTableModel):
     def _apply_sort(self) -> None:
         """Order `rows` by the sort column (stable; NaN always last, in both directions)."""
         column, order = self._sort
-        if self.state.analysis is None or not 0 <= column < len(self.columns):
+        if self.session is None or not 0 <= column < len(self.columns):
             return
         if self.columns[column] == "rank":  # the precomputed order: no sort at all
-            by_rank = self.state.orders[self.state.indicator]
+            by_rank = self.session.order()
             keep = np.zeros(len(by_rank), dtype=bool)
             keep[self.rows] = True
             ranked = by_rank[keep[by_rank]]
@@ -208,7 +215,7 @@ class TokenTableModel(QAbstractTableModel):
         self.rows = np.concatenate([present, ordered[missing]]).astype(np.int64)
 
     def _filtered_ids(self) -> np.ndarray:
-        a = self.state.analysis
+        a = self.session.analysis
         if a is None:
             return np.zeros(0, dtype=np.int64)
         mask = np.ones(len(a), dtype=bool)
@@ -221,16 +228,10 @@ class TokenTableModel(QAbstractTableModel):
         if self.filter_cluster >= 0:
             mask &= a.labels == self.filter_cluster
         if self.only_selection:
-            mask &= self.state.selection
+            mask &= self.session.selection
         if self.filter_text:
-            if self.filter_regex:
-                pattern = regex.compile(self.filter_text)
-                hits = [i for i in np.flatnonzero(mask) if pattern.search(self.state.escaped_texts[i])]
-            else:
-                needle = self.filter_text.lower()
-                hits = [i for i in np.flatnonzero(mask) if needle in self.state.escaped_texts[i].lower()]
-            mask = np.zeros(len(a), dtype=bool)
-            mask[np.asarray(hits, dtype=np.int64)] = True
+            return match_texts(self.session.view.escaped_texts, self.filter_text, self.filter_regex,
+                               np.flatnonzero(mask))
         return np.flatnonzero(mask)
 
     def refilter(self) -> None:
@@ -269,10 +270,10 @@ class TokenTable(QWidget):
 
     tokensActivated = Signal(object)
 
-    def __init__(self, state: AnalysisState, parent: QWidget | None = None) -> None:
+    def __init__(self, hub: SessionHub, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
-        self.model = TokenTableModel(state)
+        self.hub = hub
+        self.model = TokenTableModel(hub)
         self.view = QTableView()
         self.view.setModel(self.model)
         self.view.setSortingEnabled(True)
@@ -316,12 +317,13 @@ class TokenTable(QWidget):
         status.addWidget(self.count)
         status.addWidget(self.error, 1)
         layout.addLayout(status)
-        state.analysisChanged.connect(self._on_analysis)
+        hub.analysisChanged.connect(self._on_analysis)
+        hub.indicatorChanged.connect(self._on_indicator)
         self.model.modelReset.connect(self._update_count)
-        state.selectionChanged.connect(self._update_count)
+        hub.selectionChanged.connect(self._update_count)
 
     def _on_analysis(self) -> None:
-        a = self.state.analysis
+        a = self.hub.session.analysis
         self.cluster.blockSignals(True)
         self.cluster.clear()
         self.cluster.addItems(["any cluster", *(f"cluster {c}" for c in range(len(a.centers)))])
@@ -334,6 +336,11 @@ class TokenTable(QWidget):
         for col, name in enumerate(self.model.columns):
             self.view.setColumnWidth(col, widths.get(name, 92))
         self._update_count()
+
+    def _on_indicator(self) -> None:
+        """Another indicator ranks the tokens: the rank column changes, the table goes back to rank order."""
+        self.model.reset()
+        self.view.sortByColumn(self.model.columns.index("rank"), Qt.SortOrder.AscendingOrder)
 
     def apply_filters(self) -> None:
         m = self.model
@@ -349,13 +356,24 @@ class TokenTable(QWidget):
             self.error.setText(f"bad regex: {exc}")
 
     def _update_count(self) -> None:
-        total = len(self.state.analysis) if self.state.analysis else 0
-        self.count.setText(f"{len(self.model.rows):,} of {total:,} tokens · {int(self.state.selection.sum()):,} selected")
+        s = self.hub.session
+        total, selected = (len(s), int(s.selection.sum())) if s is not None else (0, 0)
+        self.count.setText(f"{len(self.model.rows):,} of {total:,} tokens · {selected:,} selected")
 
     def _rows_selected(self) -> None:
         rows = sorted({index.row() for index in self.view.selectionModel().selectedRows()})
         if rows:
             self.tokensActivated.emit(self.model.rows[np.asarray(rows)])
+
+    def copy_rows(self) -> str:
+        """Copy the selected rows as tab-separated text (the export's columns); says what it did."""
+        ids = self.selected_row_ids()
+        if ids.size == 0 or self.hub.session is None:
+            return "No rows selected to copy."
+        a = self.hub.session.analysis
+        rows = ["\t".join(export_columns(a)), *("\t".join(r) for r in export_rows(a, ids, self.hub.session.indicator))]
+        QGuiApplication.clipboard().setText("\n".join(rows) + "\n")
+        return f"Copied {ids.size:,} rows"
 
     def selected_row_ids(self) -> np.ndarray:
         rows = sorted({index.row() for index in self.view.selectionModel().selectedRows()})

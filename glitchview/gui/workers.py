@@ -1,12 +1,15 @@
-"""Runs core functions on a thread pool and relays progress, results and errors as queued signals.
+"""The window's one job runner: core functions on a thread pool, progress, results and errors
+relayed as queued signals, each result handed to the callback its job was started with.
 
-A job is a plain function `job(progress, cancel) -> result` that never touches Qt. Each
-`JobRunner` runs one job at a time: starting a new one cancels the old one, and a result or error
-from a superseded job is dropped, so a stale result is never applied to a new model."""
+A job is a plain function `job(progress, cancel) -> result` that never touches Qt. Jobs run in
+lanes: the analysis (open, re-cluster, maps, colourings, saves, exports), the prompt editor
+(runs and verification) and the autosave, so that prompting never cancels an analysis. Starting a
+job cancels the one running in its lane, and an event of a superseded job is dropped."""
 
 from __future__ import annotations
 
 import traceback
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
@@ -16,6 +19,7 @@ from ..core.logs import LOGGER
 from ..core.progress import CancelToken, ProgressFn
 
 Job = Callable[[ProgressFn, CancelToken], Any]
+LANES = ("analysis", "prompt", "autosave")
 
 
 class _Relay(QObject):
@@ -47,14 +51,21 @@ class _Task(QRunnable):
             self.relay.finished.emit(self.job_id, result)
 
 
-class JobRunner(QObject):
-    """One job at a time on the global thread pool; signals carry only the current job's events."""
+@dataclass
+class _Running:
+    job_id: int
+    name: str
+    lane: str
+    cancel: CancelToken
+    on_done: Callable[[Any], None]
 
-    progress = Signal(float, str)
-    finished = Signal(str, object)  # job name, result
+
+class JobRunner(QObject):
+    progress = Signal(str, float, str)  # lane, fraction, message
+    finished = Signal(str, object)  # job name, result (after its callback ran)
     failed = Signal(str, str, str)  # job name, message, traceback (empty for expected errors)
-    cancelled = Signal(str)
-    busyChanged = Signal(bool)
+    cancelled = Signal(str)  # job name
+    busyChanged = Signal(str, bool)  # lane, busy
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -63,53 +74,72 @@ class JobRunner(QObject):
         self._relay.finished.connect(self._on_finished)
         self._relay.failed.connect(self._on_failed)
         self._relay.cancelled.connect(self._on_cancelled)
-        self._job_id = 0
-        self._name = ""
-        self._cancel: CancelToken | None = None
-        self._running = False
+        self._next_id = 0
+        self._running: dict[str, _Running] = {}  # lane -> its current job
+
+    def busy_in(self, lane: str) -> bool:
+        return lane in self._running
 
     @property
     def busy(self) -> bool:
-        return self._running
+        return bool(self._running)
 
-    def start(self, name: str, job: Job) -> int:
-        """Cancel any running job and start `job`; returns its id."""
-        self.cancel()
-        self._job_id += 1
-        self._name = name
-        self._cancel = CancelToken()
-        self._set_running(True)
-        QThreadPool.globalInstance().start(_Task(self._job_id, job, self._cancel, self._relay))
-        return self._job_id
+    def start(self, name: str, job: Job, on_done: Callable[[Any], None], lane: str = "analysis") -> int:
+        """Cancel the job running in `lane` and start `job`; `on_done(result)` runs on the GUI thread."""
+        assert lane in LANES, lane
+        self.cancel(lane)
+        self._next_id += 1
+        was_busy = lane in self._running
+        self._running[lane] = _Running(self._next_id, name, lane, CancelToken(), on_done)
+        if not was_busy:
+            self.busyChanged.emit(lane, True)
+        QThreadPool.globalInstance().start(_Task(self._next_id, job, self._running[lane].cancel, self._relay))
+        return self._next_id
 
-    def cancel(self) -> None:
-        if self._cancel is not None:
-            self._cancel.cancel()
+    def cancel(self, lane: str | None = None) -> None:
+        """Cancel the job of one lane, or of every lane."""
+        for key, running in self._running.items():
+            if lane is None or key == lane:
+                running.cancel.cancel()
 
-    def _set_running(self, running: bool) -> None:
-        if running != self._running:
-            self._running = running
-            self.busyChanged.emit(running)
+    def _current(self, job_id: int) -> _Running | None:
+        return next((r for r in self._running.values() if r.job_id == job_id), None)
 
-    def _current(self, job_id: int) -> bool:
-        return job_id == self._job_id
+    def _end(self, running: _Running) -> None:
+        del self._running[running.lane]
+        self.busyChanged.emit(running.lane, False)
 
     def _on_progress(self, job_id: int, fraction: float, message: str) -> None:
-        if self._current(job_id):
-            self.progress.emit(fraction, message)
+        running = self._current(job_id)
+        if running is not None:
+            self.progress.emit(running.lane, fraction, message)
 
     def _on_finished(self, job_id: int, result: object) -> None:
-        if self._current(job_id):
-            self._set_running(False)
-            self.finished.emit(self._name, result)
+        running = self._current(job_id)
+        if running is None:
+            return
+        self._end(running)
+        try:
+            running.on_done(result)
+        except Exception as exc:  # a result the window could not apply: report it like a failed job
+            self._report(running, f"{type(exc).__name__}: {exc}" if not isinstance(exc, GlitchViewError)
+                         else str(exc), traceback.format_exc())
+            return
+        self.finished.emit(running.name, result)
 
     def _on_failed(self, job_id: int, message: str, details: str) -> None:
+        running = self._current(job_id)
+        if running is not None:
+            self._end(running)
+        self._report(running, message, details)
+
+    def _report(self, running: _Running | None, message: str, details: str) -> None:
         LOGGER.error("job failed: %s\n%s", message, details or "(expected error, no traceback)")
-        if self._current(job_id):
-            self._set_running(False)
-            self.failed.emit(self._name, message, details)
+        if running is not None:
+            self.failed.emit(running.name, message, details)
 
     def _on_cancelled(self, job_id: int) -> None:
-        if self._current(job_id):
-            self._set_running(False)
-            self.cancelled.emit(self._name)
+        running = self._current(job_id)
+        if running is not None:
+            self._end(running)
+            self.cancelled.emit(running.name)

@@ -151,8 +151,14 @@ def rank_order(scores: np.ndarray, end: Direction) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
-def ranks(scores: np.ndarray, end: Direction) -> np.ndarray:
-    """1-based rank of every token counted from the given end."""
-    out = np.empty(len(scores), dtype=np.int64)
-    out[rank_order(scores, end)] = np.arange(1, len(scores) + 1)
-    return out
+@dataclass(frozen=True)
+class Ranking:
+    order: np.ndarray  # token ids from the chosen end first (NaN last)
+    rank: np.ndarray  # 1-based rank of every token counted from that end
+
+
+def ranking(scores: np.ndarray, end: Direction) -> Ranking:
+    order = rank_order(scores, end)
+    rank = np.empty(len(scores), dtype=np.int64)
+    rank[order] = np.arange(1, len(scores) + 1)
+    return Ranking(order, rank)

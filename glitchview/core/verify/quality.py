@@ -10,7 +10,6 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ..analysis import Analysis
-from ..scores.indicators import rank_order
 from .verdicts import DECIDED_VERDICTS, is_glitch
 
 KS = (50, 100, 500, 1000)
@@ -36,16 +35,14 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def indicator_quality(analysis: Analysis, verdicts: np.ndarray, ks: tuple[int, ...] = KS,
-                      orders: dict[str, np.ndarray] | None = None) -> list[IndicatorQuality]:
-    """Quality of every indicator (from its suspicious end) against the decided verdicts;
-    `orders` are the indicators' rankings when already computed."""
+def indicator_quality(analysis: Analysis, verdicts: np.ndarray, ks: tuple[int, ...] = KS) -> list[IndicatorQuality]:
+    """Quality of every indicator (from its suspicious end) against the decided verdicts."""
     decided = np.isin(verdicts, DECIDED_VERDICTS)
     glitch = is_glitch(verdicts)
     out = []
     for name, scores in analysis.scores.items():
         end = analysis.suspicious_end(name)
-        order = orders[name] if orders is not None else rank_order(scores, end)
+        order = analysis.ranking(name).order
         precision, verified = {}, {}
         for k in ks:
             top = order[:k]

@@ -1,5 +1,6 @@
 """Everything the window needs to show an analysis, prepared off the GUI thread in one go:
-colourings, the spatial index of each projection, and each indicator's ranks."""
+colourings, the spatial index of each projection, escaped texts, taxonomy, and each indicator's
+ranking (computed once, kept in the analysis)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import numpy as np
 
 from ..analysis import Analysis
 from ..progress import ProgressFn, no_progress
-from ..scores.indicators import rank_order
 from ..store.text import escape_text
 from ..verify.taxonomy import classify_tokens
 from .colouring import Colouring, colour_options, colouring_for
@@ -20,8 +20,6 @@ from .mapindex import MapIndex, build_map_index
 class ViewData:
     colourings: dict[str, Colouring]
     indexes: dict[str, MapIndex]
-    ranks: dict[str, np.ndarray]  # 1-based rank from each indicator's suspicious end
-    orders: dict[str, np.ndarray]  # token ids from each indicator's suspicious end (NaN last)
     escaped_texts: list[str]  # every token's text, escaped for display
     taxonomy: np.ndarray  # taxonomy code of every token (shown once it is verified)
 
@@ -31,11 +29,8 @@ def prepare_view_data(analysis: Analysis, progress: ProgressFn = no_progress) ->
     colourings = {name: colouring_for(analysis, name) for name in colour_options(analysis)}
     progress(0.5, "Preparing the map: spatial index")
     indexes = {name: build_map_index(coords, analysis.labels) for name, coords in analysis.projections.items()}
-    orders = {name: rank_order(values, analysis.suspicious_end(name)) for name, values in analysis.scores.items()}
-    rank = {}
-    for name, order in orders.items():
-        rank[name] = np.empty(len(order), dtype=np.int64)
-        rank[name][order] = np.arange(1, len(order) + 1)
+    for name in analysis.scores:
+        analysis.ranking(name)
     escaped = [escape_text(t) for t in analysis.table.texts]
     progress(1.0, "Preparing the map: done")
-    return ViewData(colourings, indexes, rank, orders, escaped, classify_tokens(analysis.table))
+    return ViewData(colourings, indexes, escaped, classify_tokens(analysis.table))

@@ -1,0 +1,245 @@
+"""What a user can do with a session, as plain functions of a `Snapshot` that return a typed,
+stamped `Result` (see `core.session`). They run on any thread, never touch the live session, and
+load the model (or build the network) only when they need it. The window runs them as jobs; the
+command line and the tests call them directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .analysis import Analysis
+from .errors import GlitchViewError
+from .pipeline import ScanSettings, analyse, model_changed, project, reopen_model, scan
+from .progress import CancelToken, ProgressFn, no_progress, sub_progress
+from .session import Result, Session, Snapshot
+from .store.analysis_file import load_analysis, save_analysis
+from .store.export import write_csv, write_filter_list
+from .verify.generation import GenerationSettings, behaviour_verdict, generate, output_metrics, pick_control_token
+from .verify.probing import Verification, load_probe_model, verify_tokens
+from .verify.templates import PLACEHOLDER, encode_template, fill
+from .view.colouring import Colouring, colouring_for
+from .view.mapindex import MapIndex, build_map_index
+from .view.prepare import ViewData, prepare_view_data
+
+if TYPE_CHECKING:
+    from .model.loading import LoadedModel
+    from .verify.probing import ProbeModel
+
+
+# --- opening: each makes a new session ----------------------------------------------------------
+@dataclass(frozen=True)
+class Opened:
+    """An analysis prepared for the views, ready to become a new `Session`."""
+
+    analysis: Analysis
+    view: ViewData
+    model: LoadedModel | None = None
+    path: str = ""  # the analysis file it was read from
+    warning: str = ""  # set when the model changed on disk since that file was saved
+
+    def session(self) -> Session:
+        return Session(self.analysis, self.view, self.model, self.path, self.analysis.selection)
+
+
+def open_model(name: str, settings: ScanSettings | None = None, progress: ProgressFn = no_progress,
+               cancel: CancelToken | None = None) -> Opened:
+    model, analysis = scan(name, settings or ScanSettings(), sub_progress(progress, 0, 0.95), cancel)
+    return Opened(analysis, prepare_view_data(analysis, sub_progress(progress, 0.95, 1.0)), model)
+
+
+def open_analysis(path: Path, progress: ProgressFn = no_progress, keep_path: bool = True) -> Opened:
+    """Read an analysis file; `keep_path=False` for one that must never be saved over (the autosave)."""
+    progress(0.1, f"Reading {Path(path).name}")
+    analysis = load_analysis(Path(path))
+    return Opened(analysis, prepare_view_data(analysis, sub_progress(progress, 0.5, 1.0)),
+                  path=str(path) if keep_path else "", warning=model_changed(analysis))
+
+
+# --- the model and the network of a snapshot ------------------------------------------------------
+def model_of(snapshot: Snapshot, progress: ProgressFn = no_progress,
+             cancel: CancelToken | None = None) -> LoadedModel:
+    """The snapshot's model, loaded again (and refused if it changed) when the analysis came from a file."""
+    if snapshot.model is not None:
+        return snapshot.model
+    return reopen_model(snapshot.analysis.model, progress, cancel)
+
+
+def probe_of(snapshot: Snapshot, progress: ProgressFn = no_progress,
+             cancel: CancelToken | None = None) -> tuple[LoadedModel, ProbeModel]:
+    """The network for prompting, built once per session (the result hands it back to keep)."""
+    model = model_of(snapshot, sub_progress(progress, 0, 0.5), cancel)
+    if snapshot.probe is not None:
+        return model, snapshot.probe
+    progress(0.6, "Building the network for generation")
+    return model, load_probe_model(model)
+
+
+# --- recomputing parts of the analysis ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Reclustered(Result):
+    analysis: Analysis
+    view: ViewData
+    model: LoadedModel
+
+    def apply_to(self, session: Session) -> None:
+        session.adopt_model(self.model)
+        session.replace_analysis(self.analysis, self.view)
+
+
+def recluster(snapshot: Snapshot, k: int, progress: ProgressFn = no_progress,
+              cancel: CancelToken | None = None) -> Reclustered:
+    """A new clustering with `k` clusters of the snapshot's own model; flags, verdicts and maps are kept
+    (the projections do not depend on k)."""
+    old = snapshot.analysis
+    model = model_of(snapshot, sub_progress(progress, 0, 0.2), cancel)
+    settings = ScanSettings(**{**old.settings, "clusters": k, "projections": ()})
+    new = analyse(model, old.model.name, settings, sub_progress(progress, 0.2, 0.95), cancel, table=old.table)
+    new.projections, new.settings["projections"] = dict(old.projections), list(old.projections)
+    new.flagged, new.verdicts, new.view, new.selection = old.flagged, old.verdicts, dict(old.view), old.selection
+    return Reclustered(snapshot.stamp, new, prepare_view_data(new, sub_progress(progress, 0.95, 1.0)), model)
+
+
+@dataclass(frozen=True)
+class Projected(Result):
+    name: str
+    coords: np.ndarray
+    index: MapIndex
+    model: LoadedModel
+
+    def apply_to(self, session: Session) -> None:
+        session.adopt_model(self.model)
+        session.add_projection(self.name, self.coords, self.index)
+
+
+def project_map(snapshot: Snapshot, method: str, progress: ProgressFn = no_progress,
+                cancel: CancelToken | None = None) -> Projected:
+    model = model_of(snapshot, sub_progress(progress, 0, 0.2), cancel)
+    coords = project(model.input_embeddings, method, snapshot.analysis.settings.get("seed", 0),
+                     sub_progress(progress, 0.2, 0.95), cancel)
+    return Projected(snapshot.stamp, method, coords, build_map_index(coords, snapshot.analysis.labels), model)
+
+
+@dataclass(frozen=True)
+class Coloured(Result):
+    colouring: Colouring
+
+    def apply_to(self, session: Session) -> None:
+        session.add_colouring(self.colouring)
+
+
+def colour(snapshot: Snapshot, name: str, progress: ProgressFn = no_progress,
+           cancel: CancelToken | None = None) -> Coloured:
+    return Coloured(snapshot.stamp, colouring_for(snapshot.analysis, name))
+
+
+# --- verification and prompting -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verified(Result):
+    verification: Verification
+    model: LoadedModel
+    probe: ProbeModel
+
+    def apply_to(self, session: Session) -> None:
+        session.adopt_model(self.model, self.probe)
+        v = self.verification
+        session.record_verification(v.ids, v.verdicts, v.max_prob, v.reasons)
+
+
+def verify(snapshot: Snapshot, ids: list[int] | np.ndarray, mode: str, progress: ProgressFn = no_progress,
+           cancel: CancelToken | None = None) -> Verified:
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.size == 0:
+        raise GlitchViewError("nothing to verify: select tokens first")
+    if not snapshot.analysis.model.generative:
+        raise GlitchViewError(f"{snapshot.analysis.model.title} is an encoder: it cannot be prompted")
+    model, probe = probe_of(snapshot, sub_progress(progress, 0, 0.1), cancel)
+    result = verify_tokens(probe, ids.tolist(), mode, sub_progress(progress, 0.1, 1.0), cancel)
+    return Verified(snapshot.stamp, result, model, probe)
+
+
+@dataclass(frozen=True)
+class PromptRan(Result):
+    record: dict[str, Any]  # template, settings and each run's output, metrics and verdict
+    model: LoadedModel
+    probe: ProbeModel
+
+    def apply_to(self, session: Session) -> None:
+        session.adopt_model(self.model, self.probe)
+        session.record_prompt_run(self.record)
+
+
+OnToken = Callable[[int, str, float], None]  # run (0 the token, 1 the control), text piece, probability
+OnRun = Callable[[int, int], None]  # run, token id
+
+
+def run_prompt(snapshot: Snapshot, text: str, settings: GenerationSettings, on_run: OnRun, on_token: OnToken,
+               progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> PromptRan:
+    """Generate from the template `text` with the snapshot's token and with an ordinary control token."""
+    a, token = snapshot.analysis, snapshot.token
+    if not 0 <= token < len(a):
+        raise GlitchViewError("select a token first")
+    if PLACEHOLDER not in text:
+        raise GlitchViewError(f"the template needs a {PLACEHOLDER} placeholder")
+    model, probe = probe_of(snapshot, progress, cancel)
+    unembedding = a.scores.get("unembedding_cosine", np.full(len(a), np.nan))
+    control = pick_control_token(a.table, unembedding, token)
+    template = encode_template(probe.tokenizer, text)
+    record: dict[str, Any] = {"template": text, "settings": settings.__dict__, "runs": []}
+    for run, tid in enumerate((token, control)):
+        on_run(run, tid)
+        progress(0.5 * run, f"Generating with token {tid}")
+        out = generate(probe, fill(template, np.array([tid]))[0], settings,
+                       on_token=lambda _id, piece, p, r=run: on_token(r, piece, p), cancel=cancel)
+        metrics = output_metrics(out, tid, a.table.texts[tid])
+        anomalous, reasons = behaviour_verdict(metrics)
+        record["runs"].append({"token": int(tid), "output": out.text, "stopped": out.stopped,
+                               "anomalous": anomalous, "reasons": reasons,
+                               "metrics": {m: float(v) for m, v in metrics.items()}})
+        if out.stopped == "cancelled":
+            break
+    return PromptRan(snapshot.stamp, record, model, probe)
+
+
+# --- writing ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Saved(Result):
+    path: str
+
+    def apply_to(self, session: Session) -> None:
+        session.set_path(self.path)
+
+
+def save(snapshot: Snapshot, path: Path, progress: ProgressFn = no_progress,
+         cancel: CancelToken | None = None) -> Saved:
+    return Saved(snapshot.stamp, str(save_analysis(snapshot.analysis, Path(path))))
+
+
+@dataclass(frozen=True)
+class Exported(Result):
+    count: int
+    path: str
+    what: str = field(default="tokens")
+
+    def apply_to(self, session: Session) -> None:
+        """Writing a file changes nothing in the session."""
+
+
+def export_tokens(snapshot: Snapshot, which: str, path: Path, progress: ProgressFn = no_progress,
+                  cancel: CancelToken | None = None) -> Exported:
+    """Write the flagged or selected tokens to CSV, ordered by the current indicator's rank."""
+    a = snapshot.analysis
+    ids = np.flatnonzero(a.flagged if which == "flagged" else a.selection)
+    if ids.size == 0:
+        raise GlitchViewError(f"nothing to export: no {'flagged' if which == 'flagged' else 'selected'} tokens")
+    order = ids[np.argsort(a.ranking(snapshot.indicator).rank[ids], kind="stable")]
+    return Exported(snapshot.stamp, write_csv(a, Path(path), order, snapshot.indicator), str(path), f"{which} tokens")
+
+
+def export_filter_list(snapshot: Snapshot, path: Path, progress: ProgressFn = no_progress,
+                       cancel: CancelToken | None = None) -> Exported:
+    """The verified glitch tokens as a JSON filter list (bad_words_ids / logits mask)."""
+    return Exported(snapshot.stamp, write_filter_list(snapshot.analysis, Path(path)), str(path), "glitch tokens")
