@@ -18,7 +18,13 @@ from ..model.vocab import CATEGORIES, TokenTable
 from ..progress import CancelToken
 from .probing import ProbeModel
 
-LOOP_RATIO, GARBLE_SHARE, MIN_TOKENS = 0.5, 0.1, 2
+# When a continuation reads as anomalous. These are screening heuristics for the prompt editor, not
+# measured decision boundaries (the repetition test decides verdicts):
+# - LOOP_RATIO: half of the 3-grams repeated means the text is mostly one loop; ordinary prose of
+#   8+ tokens repeats far fewer (LOOP_MIN_TOKENS: shorter outputs have too few 3-grams to tell);
+# - GARBLE_SHARE: one character in ten replacement or unprintable is beyond any ordinary text;
+# - MIN_TOKENS: stopping after fewer than two tokens is a collapse, not an answer.
+LOOP_RATIO, LOOP_MIN_TOKENS, GARBLE_SHARE, MIN_TOKENS = 0.5, 8, 0.1, 2
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,7 @@ def output_metrics(out: Generated, token_id: int, token_text: str) -> dict[str, 
 def behaviour_verdict(metrics: dict[str, float | bool]) -> tuple[bool, list[str]]:
     """(anomalous, reasons) for one continuation."""
     reasons = []
-    if metrics["repetition_ratio"] > LOOP_RATIO and metrics["tokens"] >= 8:
+    if metrics["repetition_ratio"] > LOOP_RATIO and metrics["tokens"] >= LOOP_MIN_TOKENS:
         reasons.append(f"loops ({metrics['repetition_ratio']:.0%} repeated 3-grams)")
     if metrics["garbled_share"] > GARBLE_SHARE:
         reasons.append(f"garbled ({metrics['garbled_share']:.0%} broken or unprintable characters)")
