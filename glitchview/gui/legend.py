@@ -16,7 +16,7 @@ class Legend(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.colouring: Colouring | None = None
-        self.setMinimumWidth(150)
+        self.setMinimumWidth(118)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
 
     def set_colouring(self, colouring: Colouring) -> None:
@@ -44,11 +44,11 @@ class Legend(QWidget):
             gradient.setColorAt(k / max(len(rgb) - 1, 1), QColor(*map(int, colour)))
         painter.fillRect(QRectF(10, top, 18, bottom - top), gradient)
         lo, hi = c.labels
-        painter.drawText(QRectF(34, top - 2, 110, 16), Qt.AlignmentFlag.AlignLeft, f"{hi}  (p99)")
-        painter.drawText(QRectF(34, bottom - 14, 110, 16), Qt.AlignmentFlag.AlignLeft, f"{lo}  (p1)")
+        painter.drawText(QRectF(34, top - 2, 84, 16), Qt.AlignmentFlag.AlignLeft, f"{hi} (p99)")
+        painter.drawText(QRectF(34, bottom - 14, 84, 16), Qt.AlignmentFlag.AlignLeft, f"{lo} (p1)")
         end_y = top + 20 if c.suspicious == "high" else bottom - 34
         painter.setPen(QColor(255, 45, 149))
-        painter.drawText(QRectF(34, end_y, 115, 16), Qt.AlignmentFlag.AlignLeft, "◀ suspicious end")
+        painter.drawText(QRectF(34, end_y, 84, 16), Qt.AlignmentFlag.AlignLeft, "◀ suspicious")
 
     def _paint_swatches(self, painter: QPainter, c: Colouring) -> None:
         y = 30.0

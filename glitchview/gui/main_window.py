@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QThreadPool
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -56,7 +57,6 @@ class MainWindow(QMainWindow):
         build_menus(self)
         self._connect()
         self.autosaver = Autosaver(self.hub, self.jobs, self)
-        self.resize(1600, 1000)
 
     @property
     def session(self) -> Session | None:
@@ -65,9 +65,8 @@ class MainWindow(QMainWindow):
     # --- construction -----------------------------------------------------------------------------
     def _build_docks(self) -> None:
         self.table = TokenTable(self.hub)
-        self.table.setMinimumWidth(540)
+        self.table.setMinimumWidth(340)
         self.settings_panel = SettingsPanel(self.hub)
-        self.settings_panel.setMaximumWidth(420)
         self.detail = TokenDetail(self.hub)
         self.prompt = PromptPanel(self.hub, self.jobs)
         self.quality = QualityPanel(self.hub)
@@ -79,17 +78,23 @@ class MainWindow(QMainWindow):
         areas = Qt.DockWidgetArea
         self.docks: dict[str, QDockWidget] = {}
         for key, title, widget, area in (("table", "Outlier table", self.table, areas.RightDockWidgetArea),
-                                         ("settings", "Analysis", self.settings_panel, areas.LeftDockWidgetArea),
-                                         ("quality", "Indicator quality", self.quality, areas.LeftDockWidgetArea),
+                                         ("settings", "Analysis", self.settings_panel, areas.RightDockWidgetArea),
+                                         ("quality", "Indicator quality", self.quality, areas.RightDockWidgetArea),
                                          ("detail", "Token · prompts", bottom, areas.BottomDockWidgetArea)):
             dock = QDockWidget(title, self, objectName=key)
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[key] = dock
-        self.resizeDocks([self.docks["table"], self.docks["settings"]], [720, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["detail"]], [260], Qt.Orientation.Vertical)
+        # the map keeps the most room on a laptop screen: the table, the settings and the quality
+        # measurements share one tabbed dock on the right, the token and prompts sit below
+        self.tabifyDockWidget(self.docks["table"], self.docks["settings"])
         self.tabifyDockWidget(self.docks["settings"], self.docks["quality"])
-        self.docks["settings"].raise_()
+        self.docks["table"].raise_()
+        screen = QGuiApplication.primaryScreen().availableGeometry()
+        width, height = min(1600, screen.width()), min(1000, screen.height())
+        self.resize(max(width, 1024), max(height, 700))
+        self.resizeDocks([self.docks["table"]], [int(self.width() * 0.34)], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["detail"]], [int(self.height() * 0.3)], Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
         self.progress = QProgressBar(maximum=1000, textVisible=True)

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
+    QSpinBox,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -49,38 +50,49 @@ class MapArea(QWidget):
         super().__init__(parent)
         self.hub = hub
         self.map = EmbeddingMap()
+        self.map.label_for = self._label
         self.legend = Legend()
-        self.colour_by = QComboBox(minimumWidth=170)
+        self.colour_by = QComboBox(minimumWidth=150)
         self.projection = QComboBox()
         self.projection.addItems([p.upper() for p in PROJECTIONS])
         self.tools = QButtonGroup(self)
-        bar = QHBoxLayout()
+        bar = QToolBar()  # shows an overflow arrow instead of widening the window on small screens
+        bar.setStyleSheet("QToolBar { border: none; spacing: 4px; }")
         for key, label, tip in TOOLS:
             button = QToolButton(text=label, checkable=True, toolTip=tip, checked=key == "pan")
             button.setProperty("tool", key)
             self.tools.addButton(button)
             bar.addWidget(button)
-        self.show_centres = QCheckBox("centres", checked=True, toolTip="show the cluster centres")
-        fit = QPushButton("Fit all")
-        fit.clicked.connect(self.map.fit_all)
-        zoom = QPushButton("Zoom to sel.", toolTip="Z: zoom to the selected tokens")
-        zoom.clicked.connect(self.zoom_to_selection)
-        self.find = QLineEdit(placeholderText="find: text, /regex/ or #id", minimumWidth=150)
+        self.find = QLineEdit(placeholderText="find: text, /regex/ or #id", minimumWidth=120, maximumWidth=260)
         self.find.setClearButtonEnabled(True)
         self.find.returnPressed.connect(lambda: self.find_token(self.find.text()))
-        for w in (self.show_centres, fit, zoom, QLabel("colour by"), self.colour_by, QLabel("map"), self.projection,
-                  self.find):
+        bar.addWidget(self.find)
+        bar.addSeparator()
+        for w in (QLabel("colour "), self.colour_by, QLabel(" map "), self.projection):
             bar.addWidget(w)
-        bar.setStretch(bar.count() - 1, 1)
+        bar.addSeparator()
+        self.show_centres = QCheckBox("centres", checked=True, toolTip="show the cluster centres")
+        self.density = QCheckBox("density", toolTip="draw all points as a grey density, and only the "
+                                                    "suspicious end of the colouring in colour")
+        self.point_size = QSpinBox(minimum=1, maximum=9, value=3, singleStep=2, suffix=" px",
+                                   toolTip="point size on the map")
+        for w in (self.show_centres, self.density, self.point_size):
+            bar.addWidget(w)
+        bar.addAction("Fit all", self.map.fit_all)
+        bar.addAction("Zoom to sel.", self.zoom_to_selection).setToolTip("Z: zoom to the selected tokens")
         maps = QHBoxLayout()
         maps.setSpacing(0)
         maps.addWidget(self.map, 1)
         maps.addWidget(self.legend)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 0)
-        layout.addLayout(bar)
+        layout.setContentsMargins(4, 2, 4, 0)
+        layout.addWidget(bar)
         layout.addLayout(maps, 1)
         self._connect()
+
+    def _label(self, token_id: int) -> str:
+        text = self.hub.session.view.escaped_texts[token_id] if self.hub.session is not None else ""
+        return f"{text[:24]}…" if len(text) > 25 else text
 
     def _connect(self) -> None:
         hub = self.hub
@@ -94,6 +106,8 @@ class MapArea(QWidget):
         self.projection.activated.connect(lambda _: self.request_projection(self.projection.currentText().lower()))
         self.tools.buttonClicked.connect(lambda b: self.set_tool(b.property("tool")))
         self.show_centres.toggled.connect(lambda _: self._draw_centres())
+        self.density.toggled.connect(self.map.points.set_density)
+        self.point_size.valueChanged.connect(self.map.points.set_size)
         self.map.box.shapeDrawn.connect(self._on_shape)
         self.map.box.pointClicked.connect(self._on_click)
 

@@ -19,6 +19,22 @@ from ..core.view.colouring import Colouring
 
 SELECTION_COLOUR = QColor(255, 45, 149)
 BACKGROUND = QColor(22, 24, 30)
+DENSITY_LEVELS = 32  # grey levels of the density mode
+SUSPECT_SHARE = 0.15  # the share of a colouring's slots (its suspicious end) kept in colour in density mode
+MAX_LABELS = 30  # selected tokens labelled on the map
+MIN_SPAN_SHARE = 0.02  # zooming to a selection never shows less than this share of the whole map
+
+
+def _grow(canvas: np.ndarray, rounds: int) -> np.ndarray:
+    """Grow each drawn pixel by one pixel per round (a separable max filter): the highest code wins."""
+    for _ in range(rounds):
+        grown = canvas.copy()
+        np.maximum(grown[1:], canvas[:-1], out=grown[1:])
+        np.maximum(grown[:-1], canvas[1:], out=grown[:-1])
+        canvas = grown.copy()
+        np.maximum(canvas[:, 1:], grown[:, :-1], out=canvas[:, 1:])
+        np.maximum(canvas[:, :-1], grown[:, 1:], out=canvas[:, :-1])
+    return canvas
 
 
 class PointCloudItem(pg.GraphicsObject):
@@ -33,6 +49,7 @@ class PointCloudItem(pg.GraphicsObject):
     def __init__(self, size: int = 3) -> None:
         super().__init__()
         self.radius = size // 2
+        self.density = False  # draw a density of all points, with only the suspects in colour
         self._xy = np.zeros((0, 2))
         self._slots = np.zeros(0, dtype=np.uint16)
         self._lut = np.zeros(1, dtype=np.uint32)
@@ -67,6 +84,28 @@ class PointCloudItem(pg.GraphicsObject):
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         return self._bounds
 
+    def set_size(self, pixels: int) -> None:
+        self.radius = max(pixels, 1) // 2
+        self.update()
+
+    def set_density(self, on: bool) -> None:
+        self.density = on
+        self.update()
+
+    def _density_levels(self, pixels: np.ndarray, slots: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Canvas codes for the density mode: 1..DENSITY_LEVELS grey by log point count per pixel,
+        above them the top SUSPECT_SHARE of colour slots (the suspicious end) in their colours."""
+        counts = np.bincount(pixels, minlength=size)
+        level = np.log1p(counts) / np.log1p(max(int(counts.max()), 1)) * (DENSITY_LEVELS - 1)
+        canvas = np.where(counts > 0, 1 + level.astype(np.uint16), 0).astype(np.uint16)
+        n_slots = len(self._lut) - 1
+        first_suspect = int(np.ceil(n_slots * (1 - SUSPECT_SHARE))) if n_slots > 2 else n_slots + 1
+        suspect = slots >= first_suspect
+        canvas[pixels[suspect]] = DENSITY_LEVELS + slots[suspect]
+        grey = np.linspace(60, 235, DENSITY_LEVELS).astype(np.uint32)
+        lut = np.concatenate([self._lut[:1], 0xFF000000 | (grey << 16) | (grey << 8) | grey, self._lut[1:]])
+        return canvas, lut.astype(np.uint32)
+
     def paint(self, painter: QPainter, *args) -> None:
         if not len(self._xy):
             return
@@ -77,17 +116,16 @@ class PointCloudItem(pg.GraphicsObject):
         ix = np.floor(self._xy[:, 0] * t.m11() + t.m31()).astype(np.int64) + r
         iy = np.floor(self._xy[:, 1] * t.m22() + t.m32()).astype(np.int64) + r
         inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < h + 2 * r)
-        canvas = np.zeros((h + 2 * r) * width, dtype=np.uint16)
-        canvas[iy[inside] * width + ix[inside]] = self._slots[inside]  # later (higher) slots win
-        canvas = canvas.reshape(h + 2 * r, width)
-        for _ in range(r):  # grow each point by one pixel per round, keeping the highest slot
-            grown = canvas.copy()
-            np.maximum(grown[1:], canvas[:-1], out=grown[1:])
-            np.maximum(grown[:-1], canvas[1:], out=grown[:-1])
-            canvas = grown.copy()
-            np.maximum(canvas[:, 1:], grown[:, :-1], out=canvas[:, 1:])
-            np.maximum(canvas[:, :-1], grown[:, 1:], out=canvas[:, :-1])
-        self._image = np.ascontiguousarray(self._lut[canvas[r:r + h, r:r + w]])
+        pixels, slots = iy[inside] * width + ix[inside], self._slots[inside]
+        lut = self._lut
+        if self.density:  # grey levels by log count, then the most suspicious slots in colour on top
+            levels, lut = self._density_levels(pixels, slots, (h + 2 * r) * width)
+            canvas = levels
+        else:
+            canvas = np.zeros((h + 2 * r) * width, dtype=np.uint16)
+            canvas[pixels] = slots  # later (higher) slots win
+        canvas = _grow(canvas.reshape(h + 2 * r, width), r)
+        self._image = np.ascontiguousarray(lut[canvas[r:r + h, r:r + w]])
         image = QImage(self._image.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
         painter.save()
         painter.resetTransform()
@@ -126,6 +164,45 @@ class CentreMarkers(pg.GraphicsObject):
                 painter.drawLine(p + QPointF(-7, 0), p + QPointF(7, 0))
                 painter.drawLine(p + QPointF(0, -7), p + QPointF(0, 7))
             painter.drawText(p + QPointF(6, -6), str(number))
+        painter.restore()
+
+
+class SelectionMarkers(pg.GraphicsObject):
+    """Rings around the selected tokens and, for a few, their texts: drawn above everything, at a
+    constant pixel size, so that one selected token is never a dot lost under a centre cross."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.points = np.zeros((0, 2))
+        self.labels: list[str] = []
+        self.setZValue(30)
+
+    def set_points(self, points: np.ndarray, labels: list[str]) -> None:
+        self.prepareGeometryChange()
+        self.points, self.labels = np.asarray(points, dtype=np.float64).reshape(-1, 2), labels
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        if not len(self.points):
+            return QRectF()
+        lo, hi = self.points.min(axis=0), self.points.max(axis=0)
+        return QRectF(lo[0], lo[1], max(hi[0] - lo[0], 1e-9), max(hi[1] - lo[1], 1e-9))
+
+    def paint(self, painter: QPainter, *args) -> None:
+        t = painter.transform()
+        painter.save()
+        painter.resetTransform()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        for k, (x, y) in enumerate(self.points):
+            p = t.map(QPointF(x, y))
+            for pen in (QPen(QColor(0, 0, 0, 220), 4), QPen(SELECTION_COLOUR, 2)):
+                painter.setPen(pen)
+                painter.drawEllipse(p, 7, 7)
+            if k < len(self.labels):
+                painter.setPen(QColor(0, 0, 0, 230))
+                painter.drawText(p + QPointF(11, 5), self.labels[k])
+                painter.setPen(QColor(255, 255, 255))
+                painter.drawText(p + QPointF(10, 4), self.labels[k])
         painter.restore()
 
 
@@ -201,10 +278,12 @@ class EmbeddingMap(pg.PlotWidget):
         self.getPlotItem().getAxis("left").setWidth(48)  # fixed: the map must not shift as tick labels change
         self.points = PointCloudItem(3)
         self.selection = PointCloudItem(5)
-        self.selection.setZValue(10)
+        self.selection.setZValue(25)  # above the centre markers
         self.centres = CentreMarkers()
-        for item in (self.points, self.selection, self.centres):
+        self.rings = SelectionMarkers()
+        for item in (self.points, self.selection, self.centres, self.rings):
             self.addItem(item)
+        self.label_for = lambda token_id: str(token_id)
         self.coords = np.zeros((0, 2))
         self.tooltip_for = lambda token_id: str(token_id)
         self.index = None
@@ -223,6 +302,8 @@ class EmbeddingMap(pg.PlotWidget):
     def set_selection(self, ids: np.ndarray) -> None:
         self.selection.set_groups(self.coords, None, ids)
         self.points.setOpacity(0.3 if ids.size else 1.0)
+        ringed = ids[:MAX_LABELS] if ids.size <= MAX_LABELS else ids[:0]
+        self.rings.set_points(self.coords[ringed], [self.label_for(int(i)) for i in ringed])
 
     def set_centres(self, centres: np.ndarray, visible: bool) -> None:
         self.centres.set_centres(centres if visible else np.zeros((0, 2)))
@@ -232,12 +313,14 @@ class EmbeddingMap(pg.PlotWidget):
             lo, hi = self.coords.min(axis=0), self.coords.max(axis=0)
             self.box.setRange(xRange=(lo[0], hi[0]), yRange=(lo[1], hi[1]), padding=0.03)
 
-    def zoom_to(self, ids: np.ndarray, min_span: float = 0.0) -> None:
+    def zoom_to(self, ids: np.ndarray) -> None:
+        """Show the tokens `ids`, never zooming in further than MIN_SPAN_SHARE of the whole map."""
         if ids.size == 0:
             return
         pts = self.coords[ids]
         lo, hi = pts.min(axis=0), pts.max(axis=0)
-        span = np.maximum(hi - lo, min_span)
+        whole = self.coords.max(axis=0) - self.coords.min(axis=0)
+        span = np.maximum(hi - lo, whole * MIN_SPAN_SHARE)
         mid = (lo + hi) / 2
         self.box.setRange(xRange=(mid[0] - span[0] / 2, mid[0] + span[0] / 2),
                           yRange=(mid[1] - span[1] / 2, mid[1] + span[1] / 2), padding=0.1)

@@ -10,7 +10,7 @@ import html
 import json
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -20,11 +20,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTextBrowser,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -96,18 +99,21 @@ class PromptPanel(QWidget):
         self.template.currentTextChanged.connect(self._load_template)
         self.editor = QPlainTextEdit()
         self.editor.setFont(QFont("monospace"))
-        self.editor.setMaximumHeight(70)
-        save = QPushButton("Save as…", toolTip="save this text as a template of your own")
-        save.clicked.connect(self.save_template)
-        rename = QPushButton("Rename…")
-        rename.clicked.connect(self.rename_template)
-        delete = QPushButton("Delete", toolTip="delete a template of your own")
-        delete.clicked.connect(self.delete_template)
+        self.editor.setMaximumHeight(56)
+        manage = QToolButton(text="⋯", toolTip="save this text as a template of your own, rename or delete one",
+                             popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(manage)
+        menu.addAction("Save as…", lambda: self.save_template())
+        menu.addAction("Rename…", lambda: self.rename_template())
+        menu.addAction("Delete", lambda: self.delete_template())
+        manage.setMenu(menu)
         self.max_tokens = QSpinBox(minimum=1, maximum=1024, value=32)
         self.greedy = QCheckBox("greedy", checked=True)
         self.temperature = QDoubleSpinBox(minimum=0.05, maximum=5.0, value=0.8, singleStep=0.1)
         self.top_p = QDoubleSpinBox(minimum=0.05, maximum=1.0, value=0.95, singleStep=0.05)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.time_limit = QSpinBox(minimum=1, maximum=3600, value=int(GenerationSettings.time_limit_s), suffix=" s",
+                                   toolTip="a run stops after this many seconds even before its token count")
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
         self.stop_button = QPushButton("Stop", enabled=False)
@@ -125,23 +131,30 @@ class PromptPanel(QWidget):
         self.progress = QProgressBar(maximum=1000, textVisible=False)
         self.progress.setFixedHeight(8)
         self.status = QLabel("Select a token, then Run a template or Verify it.", wordWrap=True)
+        self.status.setFixedHeight(2 * self.status.fontMetrics().lineSpacing() + 4)  # the form never jumps
+        self.status.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.outputs = [QTextBrowser(), QTextBrowser()]
         self.headers = [QLabel("token run"), QLabel("control run")]
         self.verdicts = [QLabel(wordWrap=True), QLabel(wordWrap=True)]
+        for label in (*self.headers, *self.verdicts):  # long token texts must not widen the window
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        for box in self.outputs:
+            box.setMinimumWidth(120)
 
         left = QGridLayout()
         left.addWidget(QLabel("template"), 0, 0)
-        left.addWidget(self.template, 0, 1, 1, 3)
+        left.addWidget(self.template, 0, 1, 1, 2)
+        left.addWidget(manage, 0, 3)
         left.addWidget(self.editor, 1, 0, 1, 4)
-        for col, w in enumerate((save, rename, delete)):
-            left.addWidget(w, 2, col + 1)
-        settings = QHBoxLayout()
-        for label, w in (("tokens", self.max_tokens), ("", self.greedy), ("T", self.temperature),
-                         ("top-p", self.top_p), ("seed", self.seed)):
-            if label:
-                settings.addWidget(QLabel(label))
-            settings.addWidget(w)
-        left.addLayout(settings, 3, 0, 1, 4)
+        for row, fields in ((2, (("tokens", self.max_tokens), ("time limit", self.time_limit), ("seed", self.seed))),
+                            (3, (("", self.greedy), ("T", self.temperature), ("top-p", self.top_p)))):
+            settings = QHBoxLayout()
+            for label, w in fields:
+                if label:
+                    settings.addWidget(QLabel(label))
+                settings.addWidget(w)
+            settings.addStretch(1)
+            left.addLayout(settings, row, 0, 1, 4)
         buttons, verify = QHBoxLayout(), QHBoxLayout()
         for w in (self.run_button, self.stop_button, self.verify_button):
             buttons.addWidget(w)
@@ -153,7 +166,7 @@ class PromptPanel(QWidget):
         left.addWidget(self.status, 7, 0, 1, 4)
         left_widget = QWidget()
         left_widget.setLayout(left)
-        left_widget.setMaximumWidth(500)
+        left_widget.setMaximumWidth(440)
         row = QHBoxLayout(self)
         row.setContentsMargins(4, 4, 4, 4)
         row.addWidget(left_widget)
@@ -254,7 +267,7 @@ class PromptPanel(QWidget):
     def settings(self) -> GenerationSettings:
         return GenerationSettings(max_new_tokens=self.max_tokens.value(), greedy=self.greedy.isChecked(),
                                   temperature=self.temperature.value(), top_p=self.top_p.value(),
-                                  seed=self.seed.value())
+                                  seed=self.seed.value(), time_limit_s=float(self.time_limit.value()))
 
     def run(self) -> None:
         """Run the template with the token and with a control token, streaming both."""
@@ -294,8 +307,9 @@ class PromptPanel(QWidget):
             return
         cursor = self.outputs[run].textCursor()
         cursor.movePosition(cursor.MoveOperation.End)
-        text = html.escape(escape_text(piece)).replace(" ", "&nbsp;")
-        cursor.insertHtml(f'<span style="background-color:{_probability_colour(p)}" title="p = {p:.3g}">{text}</span>')
+        text = html.escape(escape_text(piece))  # white-space: pre-wrap keeps spaces and wraps only at them
+        cursor.insertHtml(f'<span style="white-space: pre-wrap; background-color:{_probability_colour(p)}" '
+                          f'title="p = {p:.3g}">{text}</span>')
         self.outputs[run].setTextCursor(cursor)
 
     def _on_progress(self, lane: str, fraction: float, message: str) -> None:
@@ -317,7 +331,8 @@ class PromptPanel(QWidget):
         v = result.verification
         n = len(v.ids)
         text = f"{LABELS[v.verdicts[0]]}: {v.reasons[0]}" if n == 1 else summary(v.verdicts)
-        self._done(f"Verified {n} token{'s' if n != 1 else ''} ({v.mode}, {v.tokens_per_second:.1f} tokens/s): {text}")
+        self._done(f"Verified {n} token{'s' if n != 1 else ''} ({v.mode}) in {v.seconds:.1f} s "
+                   f"({v.tokens_per_second:.2g} tokens/s): {text}")
         self.finished.emit("verify")
 
     def _on_ran(self, result: operations.PromptRan) -> None:

@@ -2,8 +2,9 @@
 colour by (an indicator, the cluster, a token category or flag), every point's colour bin, the
 point order grouped by bin (so a view draws each bin with one call), and the legend.
 
-Continuous values use a colour-blind-safe viridis scale over their 1st-99th percentile range, drawn
-from the non-suspicious end up so that suspects are painted on top; categories use the Okabe-Ito
+Continuous values use a colour-blind-safe viridis scale over their 1st-99th percentile range, with
+the suspicious end bright (the scale is reversed for indicators whose low end is suspicious) and
+drawn last, so that suspects are painted on top; categories use the Okabe-Ito
 palette extended with further distinguishable colours."""
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def continuous(name: str, values: np.ndarray, suspicious: str = "high") -> Colou
         hi = lo + 1.0
     scaled = np.clip((np.nan_to_num(values, nan=lo) - lo) / (hi - lo), 0, 1)
     bins = np.minimum((scaled * CONTINUOUS_BINS).astype(np.int64), CONTINUOUS_BINS - 1)
-    colours = viridis(CONTINUOUS_BINS)
+    # the suspicious end is always the bright end of viridis, and drawn last (on top)
+    colours = viridis(CONTINUOUS_BINS) if suspicious == "high" else viridis(CONTINUOUS_BINS)[::-1]
     slot_of_bin = np.arange(CONTINUOUS_BINS) if suspicious == "high" else np.arange(CONTINUOUS_BINS)[::-1]
     order, offsets = _grouped(bins, CONTINUOUS_BINS, slot_of_bin)
     slot_colours = colours[np.argsort(slot_of_bin)]
