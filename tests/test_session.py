@@ -113,3 +113,36 @@ def test_recluster_after_opening_b_analysis_uses_b(qtbot, window: MainWindow, ti
     s = window.session
     assert s.model.fingerprint == opened_b.model.fingerprint
     assert s.analysis.model.name == str(tiny_untied.path) and len(s.analysis.centers) == 4
+
+
+def test_undo_and_redo_of_flags_and_selection(opened_a) -> None:
+    session = opened_a.session()
+    heard: list[str] = []
+    session.subscribe(heard.append)
+    flags_before = session.analysis.flagged.copy()
+    session.select_ids([1, 2])
+    session.set_flags([9])
+    session.select_ids([3], "add")
+    assert session.undo() and session.selected_ids().tolist() == [1, 2]
+    assert session.undo() and np.array_equal(session.analysis.flagged, flags_before)
+    assert session.redo() and session.analysis.flagged[9]
+    assert session.redo() and session.selected_ids().tolist() == [1, 2, 3]
+    assert not session.redo()
+    session.undo()
+    session.select_ids([7])  # a new change forgets what could be redone
+    assert not session.redo()
+    assert {"selection", "flags"} <= set(heard)
+
+
+def test_ctrl_z_in_the_window_undoes_a_flag(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    window.session.select_ids([4, 5])
+    QTest.keyClick(window, Qt.Key.Key_F)  # flag the selection
+    assert window.session.analysis.flagged[[4, 5]].all()
+    QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not window.session.analysis.flagged[[4, 5]].any()
+    QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.session.analysis.flagged[[4, 5]].all()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .model.loading import LoadedModel
     from .verify.probing import ProbeModel
 
+UNDO_LIMIT = 50  # steps of flag and selection changes kept for undo
 EVENTS = ("analysis", "selection", "flags", "colouring", "projection", "indicator", "token", "verdicts", "path")
 Listener = Callable[[str], None]
 _session_ids = itertools.count(1)
@@ -77,6 +78,8 @@ class Session:
         self.id = next(_session_ids)
         self._listeners: list[Listener] = []
         self._requests: dict[str, int] = {}
+        self._undo: list[tuple[str, np.ndarray]] = []  # (what, the mask before the change)
+        self._redo: list[tuple[str, np.ndarray]] = []
         self.model = model
         self.probe: ProbeModel | None = None
         self.path = path  # the analysis file this session was opened from or last saved to
@@ -178,6 +181,7 @@ class Session:
         return np.flatnonzero(self.selection)
 
     def _select(self, mask: np.ndarray, mode: Mode) -> None:
+        self._remember("selection")
         self.selection = combine(self.selection, mask, mode)
         self._changed("selection")
         ids = self.selected_ids()
@@ -198,12 +202,45 @@ class Session:
 
     # --- flags --------------------------------------------------------------------------------------
     def set_flags(self, ids: Any, value: bool = True) -> None:
+        self._remember("flags")
         self.analysis.flagged[np.asarray(ids, dtype=np.int64)] = value
+        self._flags_changed()
+
+    def _flags_changed(self) -> None:
         self.view.colourings.pop("flagged", None)  # recomputed on request
         self._changed("flags")
 
     def flag_top(self, n: int) -> None:
         self.set_flags(self.analysis.top(self.indicator, n))
+
+    # --- undo and redo of flags and selection ----------------------------------------------------
+    def _mask(self, what: str) -> np.ndarray:
+        return self.selection if what == "selection" else self.analysis.flagged
+
+    def _remember(self, what: str) -> None:
+        self._undo.append((what, self._mask(what).copy()))
+        del self._undo[:-UNDO_LIMIT]
+        self._redo.clear()
+
+    def _swap(self, source: list[tuple[str, np.ndarray]], target: list[tuple[str, np.ndarray]]) -> bool:
+        if not source:
+            return False
+        what, mask = source.pop()
+        target.append((what, self._mask(what).copy()))
+        if what == "selection":
+            self.selection = mask
+            self._changed("selection")
+        else:
+            self.analysis.flagged[:] = mask
+            self._flags_changed()
+        return True
+
+    def undo(self) -> bool:
+        """Undo the last change of flags or selection; False when there is none."""
+        return self._swap(self._undo, self._redo)
+
+    def redo(self) -> bool:
+        return self._swap(self._redo, self._undo)
 
     # --- work on snapshots --------------------------------------------------------------------------
     def snapshot(self, kind: str = "read") -> Snapshot:

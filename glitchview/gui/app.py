@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import multiprocessing
+import os
 import sys
 from importlib import resources
 
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, Qt, QThreadPool
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -81,4 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         window.open_model(args.target)
     window.offer_restore()
-    return app.exec()
+    code = app.exec()
+    if QThreadPool.globalInstance().activeThreadCount():
+        # a native step (a forward pass, a BLAS call) that cannot be interrupted is still running:
+        # end its child processes and the process now rather than make the user wait for it
+        for child in multiprocessing.active_children():
+            child.kill()
+        logging.shutdown()
+        os._exit(code)
+    return code

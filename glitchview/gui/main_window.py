@@ -40,6 +40,7 @@ from .token_table import TokenTable
 from .workers import JobRunner
 
 Operation = Callable[..., Any]  # operation(snapshot, *args, progress, cancel) -> Result
+QUIT_WAIT_MS = 600  # how long closing waits for cancelled jobs to return
 
 
 class MainWindow(QMainWindow):
@@ -290,8 +291,10 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, n=name: self.open_model(n))
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        """Quit within a second: jobs are cancelled (child processes terminate at once); a step
+        that cannot be interrupted is left to `app.main`, which ends the process."""
         self.jobs.cancel()
         self.autosaver.discard()
-        QThreadPool.globalInstance().waitForDone(5000)
+        QThreadPool.globalInstance().waitForDone(QUIT_WAIT_MS)
         QSettings().setValue("windowState", self.saveState())
         super().closeEvent(event)

@@ -21,7 +21,7 @@ SHORTCUTS = [
     ("Ctrl+drag, Alt+drag", "remove from the selection"), ("click", "select one token"),
     ("Esc", "clear the selection"), ("F", "flag the selection"), ("U", "unflag the selection"),
     ("Home", "fit all points"), ("Z", "zoom to the selection"), ("+ / -", "zoom in / out (map focused)"),
-    ("arrow keys", "pan (map focused)"), ("wheel, right-drag", "zoom"),
+    ("Ctrl+Z, Ctrl+Shift+Z", "undo, redo a change of flags or selection"), ("arrow keys", "pan (map focused)"), ("wheel, right-drag", "zoom"),
     ("Ctrl+C", "copy the selected table rows as tab-separated text"), ("Ctrl+.", "cancel the running job"),
 ]
 
@@ -63,6 +63,8 @@ def build_menus(w: MainWindow) -> None:
     file.addSeparator()
     add_action(w, file, "Quit", w.close, "Ctrl+Q")
     edit = bar.addMenu("&Edit")
+    add_action(w, edit, "Undo flags / selection", _with_session(w, "undo"), "Ctrl+Z")
+    add_action(w, edit, "Redo flags / selection", _with_session(w, "redo"), "Ctrl+Shift+Z")
     add_action(w, edit, "Copy selected rows", lambda: w.status.setText(w.table.copy_rows()), "Ctrl+C")
     add_action(w, edit, "Clear selection", _with_session(w, "clear_selection"), "Esc")
     add_action(w, edit, "Flag selection", lambda: w.session and w.session.set_flags(w.session.selected_ids()), "F")

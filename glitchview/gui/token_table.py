@@ -81,7 +81,8 @@ class TokenTable(QWidget):
         hub.analysisChanged.connect(self._on_analysis)
         hub.indicatorChanged.connect(self._on_indicator)
         self.model.modelReset.connect(self._update_count)
-        hub.selectionChanged.connect(self._update_count)
+        hub.selectionChanged.connect(self._on_session_selection)
+        self._activating = False
 
     def _on_analysis(self) -> None:
         a = self.hub.session.analysis
@@ -124,7 +125,22 @@ class TokenTable(QWidget):
     def _rows_selected(self) -> None:
         rows = sorted({index.row() for index in self.view.selectionModel().selectedRows()})
         if rows:
-            self.tokensActivated.emit(self.model.rows[np.asarray(rows)])
+            self._activating = True
+            try:
+                self.tokensActivated.emit(self.model.rows[np.asarray(rows)])
+            finally:
+                self._activating = False
+
+    def _on_session_selection(self) -> None:
+        """One selection for map and table: the session's, shown by the model's row shading. A
+        selection made elsewhere (map, find, Esc) clears the view's own row highlight."""
+        if not self._activating:
+            selection_model = self.view.selectionModel()
+            selection_model.blockSignals(True)
+            selection_model.clearSelection()
+            selection_model.blockSignals(False)
+            self.view.viewport().update()
+        self._update_count()
 
     def copy_rows(self) -> str:
         """Copy the selected rows as tab-separated text (the export's columns); says what it did."""
@@ -137,5 +153,10 @@ class TokenTable(QWidget):
         return f"Copied {ids.size:,} rows"
 
     def selected_row_ids(self) -> np.ndarray:
+        """The rows picked in the table, else the session's selection, in table order."""
         rows = sorted({index.row() for index in self.view.selectionModel().selectedRows()})
-        return self.model.rows[np.asarray(rows, dtype=np.int64)] if rows else np.zeros(0, dtype=np.int64)
+        if rows:
+            return self.model.rows[np.asarray(rows, dtype=np.int64)]
+        if self.hub.session is None:
+            return np.zeros(0, dtype=np.int64)
+        return self.model.rows[self.hub.session.selection[self.model.rows]]

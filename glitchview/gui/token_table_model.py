@@ -146,7 +146,7 @@ class TokenTableModel(QAbstractTableModel):
         if name == "id":
             return np.arange(len(a))
         if name == "token":
-            return self.session.view.escaped_texts
+            return self.session.view.text_rank
         if name == "category":
             return a.table.category
         if name == "flags":

@@ -21,6 +21,7 @@ class ViewData:
     colourings: dict[str, Colouring]
     indexes: dict[str, MapIndex]
     escaped_texts: list[str]  # every token's text, escaped for display
+    text_rank: np.ndarray  # each token's position in the sorted escaped texts (sorting by text is numpy)
     taxonomy: np.ndarray  # taxonomy code of every token (shown once it is verified)
 
 
@@ -32,5 +33,7 @@ def prepare_view_data(analysis: Analysis, progress: ProgressFn = no_progress) ->
     for name in analysis.scores:
         analysis.ranking(name)
     escaped = [escape_text(t) for t in analysis.table.texts]
+    text_rank = np.empty(len(escaped), dtype=np.int64)
+    text_rank[sorted(range(len(escaped)), key=escaped.__getitem__)] = np.arange(len(escaped))
     progress(1.0, "Preparing the map: done")
-    return ViewData(colourings, indexes, escaped, classify_tokens(analysis.table))
+    return ViewData(colourings, indexes, escaped, text_rank, classify_tokens(analysis.table))
