@@ -99,3 +99,16 @@ def test_density_mode_and_point_size(qtbot, window: MainWindow, tiny_hf: TinyMod
     greys = sum(1 for x in range(0, image.width(), 3) for y in range(0, image.height(), 3)
                 if (c := QColor(image.pixel(x, y))).red() == c.green() == c.blue() and c.red() > 60)
     assert greys > 10  # the density is drawn in grey levels
+
+
+def test_the_map_appears_before_the_scores(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
+    """First map in seconds: every token on the PCA map as soon as the matrix is read, then the
+    analysis replaces it."""
+    early: list[int] = []
+    window.map_area.early_map.connect(lambda ticket, coords: early.append(window.map.points.count))
+    order: list[str] = []
+    window.map_area.early_map.connect(lambda *_: order.append("early map"))
+    window.hub.analysisChanged.connect(lambda: order.append("analysis"))
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    assert order == ["early map", "analysis"]
+    assert early == [tiny_hf.vocab_size] and window.map.points.count == tiny_hf.vocab_size

@@ -46,8 +46,9 @@ class Opened:
 
 
 def open_model(name: str, settings: ScanSettings | None = None, progress: ProgressFn = no_progress,
-               cancel: CancelToken | None = None) -> Opened:
-    model, analysis = scan(name, settings or ScanSettings(), sub_progress(progress, 0, 0.95), cancel)
+               cancel: CancelToken | None = None, on_map: Callable[[np.ndarray], None] | None = None) -> Opened:
+    """Load and analyse a model; `on_map(coords)` receives its PCA map first (see `pipeline.scan`)."""
+    model, analysis = scan(name, settings or ScanSettings(), sub_progress(progress, 0, 0.95), cancel, on_map)
     return Opened(analysis, prepare_view_data(analysis, sub_progress(progress, 0.95, 1.0)), model)
 
 

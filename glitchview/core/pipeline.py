@@ -108,8 +108,10 @@ def project(matrix: np.ndarray, method: str, seed: int = 0, progress: ProgressFn
 
 
 def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: ProgressFn = no_progress,
-            cancel: CancelToken | None = None, table: TokenTable | None = None) -> Analysis:
-    """Run every analysis step on a loaded model (reusing its token `table` when given)."""
+            cancel: CancelToken | None = None, table: TokenTable | None = None,
+            projected: dict[str, np.ndarray] | None = None) -> Analysis:
+    """Run every analysis step on a loaded model (reusing its token `table` and the `projected`
+    maps when given)."""
     cancel = cancel or CancelToken()
     timer = _Timer()
     n, dim = model.input_embeddings.shape
@@ -135,9 +137,11 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
         cancel.check()
         progress(0.5 + 0.1 * i / len(INDICATORS), f"Indicators: {ind}")
         scores[ind] = timer.run(f"indicator:{ind}", lambda name=ind: compute_all(inputs, [name])[name])
-    projections: dict[str, np.ndarray] = {}
+    projections: dict[str, np.ndarray] = dict(projected or {})
     share = 0.4 / max(len(settings.projections), 1)
     for i, method in enumerate(settings.projections):
+        if method in projections:
+            continue
         step = _step(progress, 0.6 + i * share, 0.6 + (i + 1) * share, f"Projection {method.upper()}")
         projections[method] = timer.run(f"projection:{method}", lambda m=method, report=step: project(
             model.input_embeddings, m, settings.seed, report, cancel))
@@ -153,13 +157,22 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
 
 
 def scan(name: str, settings: ScanSettings | None = None, progress: ProgressFn = no_progress,
-         cancel: CancelToken | None = None) -> tuple[LoadedModel, Analysis]:
-    """Load a model by name and analyse it: the whole headless pipeline."""
+         cancel: CancelToken | None = None,
+         on_map: Callable[[np.ndarray], None] | None = None) -> tuple[LoadedModel, Analysis]:
+    """Load a model by name and analyse it: the whole headless pipeline. `on_map(coords)`, when
+    given, receives the PCA map as soon as the matrix is read, before the slow steps (token table,
+    k-means), so that a front end can show every token in seconds."""
     settings = settings or ScanSettings()
     cancel = cancel or CancelToken()
     start = time.perf_counter()
     model = open_model(name, sub_progress(progress, 0.0, 0.3), cancel)
     load_time = time.perf_counter() - start
-    analysis = analyse(model, name, settings, sub_progress(progress, 0.3, 1.0), cancel)
-    analysis.timings = {"load": round(load_time, 3), **analysis.timings}
+    timer = _Timer({"load": round(load_time, 3)})
+    projected: dict[str, np.ndarray] = {}
+    if on_map is not None:
+        projected["pca"] = timer.run("projection:pca", lambda: project(
+            model.input_embeddings, "pca", settings.seed, _step(progress, 0.3, 0.32, "Map")))
+        on_map(projected["pca"])
+    analysis = analyse(model, name, settings, sub_progress(progress, 0.32, 1.0), cancel, projected=projected)
+    analysis.timings = {**timer.timings, **analysis.timings}
     return model, analysis

@@ -11,16 +11,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QThreadPool
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QSplitter,
-)
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QSplitter
 
 from ..core import operations
 from ..core.pipeline import ScanSettings
@@ -29,9 +20,12 @@ from ..core.session import Session
 from ..core.store.analysis_file import SUFFIX
 from ..core.store.text import escape_text
 from .autosave import Autosaver, autosave_path, pending_autosave
+from .dialogs import ask_to_restore, warn_changed_model
 from .hub import SessionHub
+from .job_status import JobStatus
 from .map_area import MapArea
 from .menus import build_menus
+from .milestones import report_time
 from .model_picker import ModelPicker, recent_models, remember_model
 from .panels import SettingsPanel, TokenDetail
 from .prompt_panel import PromptPanel
@@ -49,12 +43,15 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("GlitchView")
         self.hub = SessionHub(self)
         self.jobs = JobRunner(self)
-        self.last_error = self.last_warning = ""
+        self.last_warning = ""
+        self._opening = 0  # a number for each model opened, so that a late early map of an older one is ignored
         self.map_area = MapArea(self.hub)
         self.map = self.map_area.map
         self.setCentralWidget(self.map_area)
         self._build_docks()
-        self._build_status_bar()
+        self.job_status = JobStatus(self, self.jobs)
+        self.status, self.progress = self.job_status.label, self.job_status.progress
+        self.cancel_button = self.job_status.cancel_button
         build_menus(self)
         self._connect()
         self.autosaver = Autosaver(self.hub, self.jobs, self)
@@ -62,6 +59,10 @@ class MainWindow(QMainWindow):
     @property
     def session(self) -> Session | None:
         return self.hub.session
+
+    @property
+    def last_error(self) -> str:
+        return self.job_status.last_error
 
     # --- construction -----------------------------------------------------------------------------
     def _build_docks(self) -> None:
@@ -97,24 +98,10 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["table"]], [int(self.width() * 0.34)], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["detail"]], [int(self.height() * 0.3)], Qt.Orientation.Vertical)
 
-    def _build_status_bar(self) -> None:
-        self.progress = QProgressBar(maximum=1000, textVisible=True)
-        self.progress.setFixedWidth(260)
-        self.cancel_button = QPushButton("Cancel", enabled=False)
-        self.cancel_button.clicked.connect(lambda: self.jobs.cancel("analysis"))
-        self.status = QLabel("Open a model to begin (File → Open model…).")
-        self.statusBar().addWidget(self.status, 1)
-        self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().addPermanentWidget(self.cancel_button)
-
     def _connect(self) -> None:
         self.hub.analysisChanged.connect(self._on_analysis)
         self.hub.selectionChanged.connect(self._on_selection)
-        self.jobs.progress.connect(self._on_progress)
-        self.jobs.failed.connect(self._on_job_failed)
-        self.jobs.cancelled.connect(lambda name: self._job_ended(f"{name}: cancelled"))
-        self.jobs.busyChanged.connect(lambda lane, busy: self.cancel_button.setEnabled(busy)
-                                      if lane == "analysis" else None)
+        self.map_area.early_map.connect(self._on_early_map)
         self.map_area.colouringRequested.connect(self._compute_colouring)
         self.map_area.projectionRequested.connect(self._compute_projection)
         self.table.tokensActivated.connect(self._on_rows_activated)
@@ -125,9 +112,21 @@ class MainWindow(QMainWindow):
 
     # --- opening: a new session ----------------------------------------------------------------------
     def open_model(self, name: str, settings: ScanSettings | None = None) -> None:
-        """Load and analyse a model on a worker; the window shows it as a new session when done."""
-        self.status.setText(f"Opening {name}…")
-        self.jobs.start("open model", lambda p, c: operations.open_model(name, settings, p, c), self._opened)
+        """Load and analyse a model on a worker; the window shows it as a new session when done, and
+        its PCA map as soon as the matrix is read when nothing is shown yet."""
+        self.status.setText(f"Opening {escape_text(name)}…")
+        self._opening += 1
+        ticket, early = self._opening, self.map_area.early_map
+
+        def job(progress: ProgressFn, cancel: CancelToken) -> operations.Opened:
+            return operations.open_model(name, settings, progress, cancel, lambda coords: early.emit(ticket, coords))
+
+        self.jobs.start("open model", job, self._opened)
+
+    def _on_early_map(self, ticket: int, coords: np.ndarray) -> None:
+        if ticket == self._opening and self.session is None:
+            self.map_area.show_early_map(coords)
+            report_time("first map")
 
     def open_analysis(self, path: str) -> None:
         keep = Path(path) != autosave_path()  # never save over the autosave
@@ -136,36 +135,20 @@ class MainWindow(QMainWindow):
     def _opened(self, opened: operations.Opened) -> None:
         self.jobs.cancel("prompt")  # whatever the old session was verifying no longer matters
         self.hub.set_session(opened.session())
+        report_time("analysis shown")
         a = opened.analysis
         if opened.model is not None:
             remember_model(a.model.name)
         if opened.warning:
-            self._warn_changed_model(opened.warning)
+            self.last_warning = opened.warning
+            warn_changed_model(self, opened.warning, lambda: self.open_model(a.model.name))
         took = f" in {sum(a.timings.values()):.1f} s" if opened.model is not None else ""
-        self._job_ended(f"{escape_text(a.model.title)}: {len(a):,} tokens analysed{took}")
+        self.job_status.ended(f"{escape_text(a.model.title)}: {len(a):,} tokens analysed{took}")
 
     def offer_restore(self) -> None:
         """If the last session died, offer to restore its autosaved flags, selection and verdicts."""
-        if pending_autosave() is None:
-            return
-        box = QMessageBox(QMessageBox.Icon.Question, "Restore the last session?",
-                          "GlitchView did not close cleanly last time. Restore the flags, selection and "
-                          "verification results it autosaved?",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-        box.setModal(False)
-        box.accepted.connect(lambda: self.open_analysis(str(autosave_path())))
-        box.open()
-        self.restore_box = box
-
-    def _warn_changed_model(self, message: str) -> None:
-        self.last_warning = message
-        box = QMessageBox(QMessageBox.Icon.Warning, "The model has changed", message,
-                          QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Ignore, self)
-        box.button(QMessageBox.StandardButton.Retry).setText("Re-run the analysis")
-        name = self.session.analysis.model.name
-        box.button(QMessageBox.StandardButton.Retry).clicked.connect(lambda: self.open_model(name))
-        box.setModal(False)
-        box.open()
+        if pending_autosave() is not None:
+            self.restore_box = ask_to_restore(self, lambda: self.open_analysis(str(autosave_path())))
 
     # --- operations on the session ----------------------------------------------------------------------
     def run(self, name: str, operation: Operation, *args: Any, kind: str | None = None,
@@ -180,13 +163,13 @@ class MainWindow(QMainWindow):
 
         def done(result: Any) -> None:
             if self.hub.apply(result):
-                (then or (lambda _: self._job_ended(f"{name}: done")))(result)
+                (then or (lambda _: self.job_status.ended(f"{name}: done")))(result)
 
         self.jobs.start(name, job, done)
 
     def recluster(self, k: int) -> None:
         self.run("re-cluster", operations.recluster, k,
-                 then=lambda _: self._job_ended(f"re-clustered into {k} clusters"))
+                 then=lambda _: self.job_status.ended(f"re-clustered into {k} clusters"))
 
     def request_projection(self, name: str) -> None:
         """Show the projection `name`, computing it first when needed."""
@@ -198,10 +181,10 @@ class MainWindow(QMainWindow):
 
     def _compute_projection(self, name: str) -> None:
         self.run("projection", operations.project_map, name,
-                 then=lambda r: self._job_ended(f"{r.name.upper()} projection ready"))
+                 then=lambda r: self.job_status.ended(f"{r.name.upper()} projection ready"))
 
     def _compute_colouring(self, name: str) -> None:
-        self.run("colouring", operations.colour, name, then=lambda r: self._job_ended(f"coloured by {name}"))
+        self.run("colouring", operations.colour, name, then=lambda r: self.job_status.ended(f"coloured by {name}"))
 
     def save(self, ask: bool = False) -> None:
         if self.session is None:
@@ -214,7 +197,7 @@ class MainWindow(QMainWindow):
             self.save_to(path)
 
     def save_to(self, path: str) -> None:
-        self.run("save", operations.save, Path(path), then=lambda r: self._job_ended(f"Saved the analysis to {r.path}"))
+        self.run("save", operations.save, Path(path), then=lambda r: self.job_status.ended(f"Saved the analysis to {r.path}"))
 
     def pick_analysis(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open analysis", "", f"GlitchView analysis (*{SUFFIX} *.npz)")
@@ -238,29 +221,7 @@ class MainWindow(QMainWindow):
             self.run("export", operations.export_filter_list, Path(path), then=self._exported)
 
     def _exported(self, result: operations.Exported) -> None:
-        self._job_ended(f"Exported {result.count:,} {result.what} to {result.path}")
-
-    # --- job events ----------------------------------------------------------------------------------------
-    def _on_progress(self, lane: str, fraction: float, message: str) -> None:
-        if lane == "analysis":
-            self.progress.setValue(int(fraction * 1000))
-            self.progress.setFormat(f"{fraction:.0%}")
-            self.status.setText(message)
-
-    def _job_ended(self, message: str) -> None:
-        self.progress.setValue(0)
-        self.progress.setFormat("")
-        self.status.setText(message)
-
-    def _on_job_failed(self, name: str, message: str, details: str) -> None:
-        self.last_error = message
-        self._job_ended(f"{name} failed: {message}")
-        box = QMessageBox(QMessageBox.Icon.Critical, f"GlitchView: {name} failed", message,
-                          QMessageBox.StandardButton.Ok, self)
-        if details:
-            box.setDetailedText(details)
-        box.setModal(False)
-        box.open()
+        self.job_status.ended(f"Exported {result.count:,} {result.what} to {result.path}")
 
     # --- views ------------------------------------------------------------------------------------------------
     def _on_analysis(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import regex
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -30,6 +31,7 @@ from .hub import SessionHub
 from .legend import Legend
 from .map_view import EmbeddingMap
 
+EARLY_COLOUR = QColor(150, 160, 185)  # the points before their scores arrive
 TOOLS = (("pan", "Pan", "P: pan and zoom"), ("rect", "Rectangle", "R: drag a rectangle"),
          ("lasso", "Lasso", "L: draw a free-hand region"))
 
@@ -45,6 +47,7 @@ def modifier_mode(modifiers: Qt.KeyboardModifier) -> Mode:
 class MapArea(QWidget):
     colouringRequested = Signal(str)
     projectionRequested = Signal(str)
+    early_map = Signal(int, object)  # emitted from a worker: opening ticket, PCA coordinates
 
     def __init__(self, hub: SessionHub, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -155,6 +158,13 @@ class MapArea(QWidget):
     def _on_verdicts(self) -> None:
         if self.hub.session.colour_by == "verdict":
             self.colouringRequested.emit("verdict")
+
+    def show_early_map(self, coords: np.ndarray) -> None:
+        """Every token on the PCA map in one colour while the scores are computed (no session yet)."""
+        self.map.index = None
+        self.map.coords = coords
+        self.map.points.set_groups(coords, None, np.arange(len(coords)), EARLY_COLOUR)
+        self.map.fit_all()
 
     # --- the user's hands on the map ----------------------------------------------------------------
     def _on_shape(self, tool: str, points: np.ndarray, modifiers) -> None:
