@@ -310,8 +310,8 @@ class EmbeddingMap(pg.PlotWidget):
 
     def fit_all(self) -> None:
         if len(self.coords):
-            lo, hi = self.coords.min(axis=0), self.coords.max(axis=0)
-            self.box.setRange(xRange=(lo[0], hi[0]), yRange=(lo[1], hi[1]), padding=0.03)
+            lo, hi = self.coords.min(axis=0).astype(float), self.coords.max(axis=0).astype(float)
+            self.box.setRange(xRange=(float(lo[0]), float(hi[0])), yRange=(float(lo[1]), float(hi[1])), padding=0.03)
 
     def zoom_to(self, ids: np.ndarray) -> None:
         """Show the tokens `ids`, never zooming in further than MIN_SPAN_SHARE of the whole map."""
@@ -321,13 +321,14 @@ class EmbeddingMap(pg.PlotWidget):
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         whole = self.coords.max(axis=0) - self.coords.min(axis=0)
         span = np.maximum(hi - lo, whole * MIN_SPAN_SHARE)
-        mid = (lo + hi) / 2
-        self.box.setRange(xRange=(mid[0] - span[0] / 2, mid[0] + span[0] / 2),
-                          yRange=(mid[1] - span[1] / 2, mid[1] + span[1] / 2), padding=0.1)
+        mid = ((lo + hi) / 2).astype(float)
+        span = span.astype(float)
+        self.box.setRange(xRange=(float(mid[0] - span[0] / 2), float(mid[0] + span[0] / 2)),
+                          yRange=(float(mid[1] - span[1] / 2), float(mid[1] + span[1] / 2)), padding=0.1)
 
     def centre_on(self, token_id: int) -> None:
         (x0, x1), (y0, y1) = self.box.viewRange()
-        x, y = self.coords[token_id]
+        x, y = (float(v) for v in self.coords[token_id])
         self.box.setRange(xRange=(x - (x1 - x0) / 2, x + (x1 - x0) / 2),
                           yRange=(y - (y1 - y0) / 2, y + (y1 - y0) / 2), padding=0)
 
