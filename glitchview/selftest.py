@@ -36,6 +36,11 @@ def _qt() -> tuple[bool, str]:
         return False, f"Qt (PySide6) cannot be imported ({exc}); fix: pip install 'PySide6-Essentials<6.12'"
     if PySide6.__version__.startswith("6.12.0"):
         return False, "PySide6 6.12.0 corrupts reference counts on Python 3.11; fix: pip install 'PySide6-Essentials<6.12'"
+    from .platform_check import check_platform
+
+    problem = check_platform(os.environ["QT_QPA_PLATFORM"])
+    if problem:
+        return False, problem
     app = QApplication.instance() or QApplication([sys.argv[0]])
     return True, f"Qt {PySide6.__version__}, platform '{app.platformName()}'"
 
@@ -135,7 +140,10 @@ def run(smoke: bool = True) -> int:
     if smoke:
         checks.append(("smoke", smoke_run, True))
     failed = 0
-    for _, check, required in checks:
+    for name, check, required in checks:
+        if name == "smoke" and failed:  # Qt or a package is missing: a window would abort the process
+            print("skipped the smoke run: fix the missing checks first", flush=True)
+            break
         ok, message = check()
         label = "ok     " if ok else ("MISSING" if required else "note   ")
         print(f"{label} {message}", flush=True)

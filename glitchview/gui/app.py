@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from ..core.logs import setup_logging
+from ..platform_check import check_platform, chosen_platform
 from ..core.model.sources import DEFAULT_MODEL
 from ..core.store.analysis_file import SUFFIX
 
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", nargs="?", default=DEFAULT_MODEL,
                         help=f"a model (demo name, folder or .gguf; default {DEFAULT_MODEL}) or an analysis file")
     args = parser.parse_args(argv)
+    problem = check_platform(chosen_platform())
+    if problem:
+        print(f"glitchview-gui: {problem}", file=sys.stderr)
+        return 2
     app = create_application()
     from .main_window import MainWindow
 
