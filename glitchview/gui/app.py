@@ -14,9 +14,9 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from ..core.logs import setup_logging
-from ..platform_check import check_platform, chosen_platform
 from ..core.model.sources import DEFAULT_MODEL
 from ..core.store.analysis_file import SUFFIX
+from ..platform_check import check_platform, chosen_platform
 
 APP_NAME = "GlitchView"
 APP_ID = "io.github.glitchview.GlitchView"

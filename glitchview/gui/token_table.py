@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QSizePolicy,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -62,6 +63,7 @@ class TokenTable(QWidget):
         self.count = QLabel()
         self.error = QLabel()
         self.error.setStyleSheet("color: #ff6b6b")
+        self.error.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never squeezes the count
 
         search_row, filter_row = QHBoxLayout(), QHBoxLayout()
         for w in (self.search, self.use_regex, self.only_selection):
