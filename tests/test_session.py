@@ -146,3 +146,38 @@ def test_ctrl_z_in_the_window_undoes_a_flag(qtbot, window: MainWindow, tiny_hf: 
     assert not window.session.analysis.flagged[[4, 5]].any()
     QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert window.session.analysis.flagged[[4, 5]].all()
+
+
+def test_nearest_neighbours_by_cosine(opened_b) -> None:
+    """Against an independent brute-force cosine over the whole matrix, in both spaces (untied model)."""
+    from glitchview.core.scores.neighbours import cosine_neighbours
+
+    session = opened_b.session()
+    session.set_token(40)
+    session.apply(operations.nearest(session.snapshot("neighbours"), 5))
+    assert set(session.neighbours) == {"input embedding", "unembedding"}
+    for space, matrix in (("input embedding", opened_b.model.input_embeddings),
+                          ("unembedding", opened_b.model.unembedding)):
+        m = matrix.astype(np.float64)
+        cos = m @ m[40] / (np.linalg.norm(m, axis=1) * np.linalg.norm(m[40]))
+        cos[40] = -np.inf
+        expected = np.argsort(-cos)[:5]
+        found = session.neighbours[space]
+        assert found.ids.tolist() == expected.tolist()
+        np.testing.assert_allclose(found.cosine, cos[expected], rtol=1e-5)
+    session.set_token(41)
+    assert session.neighbours == {}  # a new token drops the old neighbours
+    zero = np.zeros((4, 3), dtype=np.float32)
+    assert cosine_neighbours(zero, 0).ids.size == 0
+
+
+def test_neighbours_in_the_window(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    with qtbot.waitSignal(window.hub.neighboursChanged, timeout=60_000):
+        window.session.select_ids([30])
+    items = [window.detail.neighbours.item(k) for k in range(window.detail.neighbours.count())]
+    picked = [int(i.data(0x0100)) for i in items if i.data(0x0100) is not None]
+    assert len(picked) == 10 and 30 not in picked
+    assert len(window.map.lines.segments) == 1 and len(window.map.lines.segments[0][1]) == 10
+    window.detail._pick(items[1])  # click the nearest neighbour: it becomes the selection and the token
+    assert window.session.selected_ids().tolist() == [picked[0]] and window.session.token == picked[0]

@@ -15,6 +15,7 @@ from .analysis import Analysis
 from .errors import GlitchViewError
 from .pipeline import ScanSettings, analyse, model_changed, project, reopen_model, scan
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
+from .scores.neighbours import Neighbours, cosine_neighbours
 from .session import Result, Session, Snapshot
 from .store.analysis_file import load_analysis, save_analysis
 from .store.export import write_csv, write_filter_list
@@ -135,6 +136,30 @@ class Coloured(Result):
 def colour(snapshot: Snapshot, name: str, progress: ProgressFn = no_progress,
            cancel: CancelToken | None = None) -> Coloured:
     return Coloured(snapshot.stamp, colouring_for(snapshot.analysis, name))
+
+
+@dataclass(frozen=True)
+class NearestFound(Result):
+    token: int
+    spaces: dict[str, Neighbours]  # "input embedding" / "unembedding" -> neighbours
+    model: LoadedModel
+
+    def apply_to(self, session: Session) -> None:
+        session.adopt_model(self.model)
+        session.set_neighbours(self.token, self.spaces)
+
+
+def nearest(snapshot: Snapshot, k: int, progress: ProgressFn = no_progress,
+            cancel: CancelToken | None = None) -> NearestFound:
+    """The snapshot's current token's nearest neighbours by cosine, in both embedding spaces."""
+    token = snapshot.token
+    if token < 0:
+        raise GlitchViewError("select a token first")
+    model = model_of(snapshot, progress, cancel)
+    spaces = {"input embedding": cosine_neighbours(model.input_embeddings, token, k)}
+    if not model.tied:
+        spaces["unembedding"] = cosine_neighbours(model.unembedding, token, k)
+    return NearestFound(snapshot.stamp, token, spaces, model)
 
 
 # --- verification and prompting -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import numpy as np
 
 from .analysis import DEFAULT_INDICATOR, Analysis
 from .errors import GlitchViewError
+from .scores.neighbours import Neighbours
 from .view.colouring import Colouring
 from .view.mapindex import MapIndex
 from .view.prepare import ViewData
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from .verify.probing import ProbeModel
 
 UNDO_LIMIT = 50  # steps of flag and selection changes kept for undo
-EVENTS = ("analysis", "selection", "flags", "colouring", "projection", "indicator", "token", "verdicts", "path")
+EVENTS = ("analysis", "selection", "flags", "colouring", "projection", "indicator", "token", "verdicts", "path",
+          "neighbours")
 Listener = Callable[[str], None]
 _session_ids = itertools.count(1)
 
@@ -84,6 +86,7 @@ class Session:
         self.probe: ProbeModel | None = None
         self.path = path  # the analysis file this session was opened from or last saved to
         self.token = -1
+        self.neighbours: dict[str, Neighbours] = {}  # of the current token, by embedding space
         self._install(analysis, view, selection, colour_by or analysis.view.get("colour_by"),
                       projection or analysis.view.get("projection"),
                       analysis.view.get("indicator") or analysis.settings.get("indicator"))
@@ -174,7 +177,13 @@ class Session:
         """The token the detail view and the prompt editor show."""
         if 0 <= token_id < len(self) and token_id != self.token:
             self.token = int(token_id)
+            self.neighbours = {}
             self._changed("token")
+
+    def set_neighbours(self, token: int, spaces: dict[str, Neighbours]) -> None:
+        if token == self.token:  # neighbours of a token that is no longer current are dropped
+            self.neighbours = spaces
+            self._changed("neighbours")
 
     # --- selection (the programmatic API that scripts and tests use) -----------------------------
     def selected_ids(self) -> np.ndarray:

@@ -20,6 +20,7 @@ class SessionHub(QObject):
     tokenChanged = Signal()
     verdictsChanged = Signal()
     pathChanged = Signal()
+    neighboursChanged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -27,7 +28,8 @@ class SessionHub(QObject):
         self._signals = {"analysis": self.analysisChanged, "selection": self.selectionChanged,
                          "flags": self.flagsChanged, "colouring": self.colouringChanged,
                          "projection": self.projectionChanged, "indicator": self.indicatorChanged,
-                         "token": self.tokenChanged, "verdicts": self.verdictsChanged, "path": self.pathChanged}
+                         "token": self.tokenChanged, "verdicts": self.verdictsChanged, "path": self.pathChanged,
+                         "neighbours": self.neighboursChanged}
 
     def set_session(self, session: Session) -> None:
         if self.session is not None:

@@ -7,6 +7,8 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QProgressBar, QP
 
 from .workers import JobRunner
 
+QUIET_JOBS = ("neighbours",)
+
 
 class JobStatus:
     def __init__(self, window: QMainWindow, jobs: JobRunner) -> None:
@@ -43,6 +45,8 @@ class JobStatus:
     def _on_failed(self, name: str, message: str, details: str) -> None:
         self.last_error = message
         self.ended(f"{name} failed: {message}")
+        if name in QUIET_JOBS:  # a lookup the user did not ask for: the status line is enough
+            return
         box = QMessageBox(QMessageBox.Icon.Critical, f"GlitchView: {name} failed", message,
                           QMessageBox.StandardButton.Ok, self.window)
         if details:

@@ -35,6 +35,7 @@ from .workers import JobRunner
 
 Operation = Callable[..., Any]  # operation(snapshot, *args, progress, cancel) -> Result
 QUIT_WAIT_MS = 600  # how long closing waits for cancelled jobs to return
+NEIGHBOURS = 10  # nearest neighbours listed and drawn for the current token
 
 
 class MainWindow(QMainWindow):
@@ -101,6 +102,8 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.hub.analysisChanged.connect(self._on_analysis)
         self.hub.selectionChanged.connect(self._on_selection)
+        self.hub.tokenChanged.connect(self._look_up_neighbours)
+        self.detail.tokenPicked.connect(lambda token: self.session.select_ids([token]))
         self.map_area.early_map.connect(self._on_early_map)
         self.map_area.colouringRequested.connect(self._compute_colouring)
         self.map_area.projectionRequested.connect(self._compute_projection)
@@ -152,7 +155,7 @@ class MainWindow(QMainWindow):
 
     # --- operations on the session ----------------------------------------------------------------------
     def run(self, name: str, operation: Operation, *args: Any, kind: str | None = None,
-            then: Callable[[Any], None] | None = None) -> None:
+            then: Callable[[Any], None] | None = None, lane: str = "analysis") -> None:
         """Run `operation(snapshot, *args, progress, cancel)` on a worker and apply its result."""
         if self.session is None:
             return
@@ -165,7 +168,7 @@ class MainWindow(QMainWindow):
             if self.hub.apply(result):
                 (then or (lambda _: self.job_status.ended(f"{name}: done")))(result)
 
-        self.jobs.start(name, job, done)
+        self.jobs.start(name, job, done, lane)
 
     def recluster(self, k: int) -> None:
         self.run("re-cluster", operations.recluster, k,
@@ -197,7 +200,8 @@ class MainWindow(QMainWindow):
             self.save_to(path)
 
     def save_to(self, path: str) -> None:
-        self.run("save", operations.save, Path(path), then=lambda r: self.job_status.ended(f"Saved the analysis to {r.path}"))
+        self.run("save", operations.save, Path(path),
+                 then=lambda r: self.job_status.ended(f"Saved the analysis to {r.path}"))
 
     def pick_analysis(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open analysis", "", f"GlitchView analysis (*{SUFFIX} *.npz)")
@@ -229,6 +233,10 @@ class MainWindow(QMainWindow):
 
     def _on_selection(self) -> None:
         self.status.setText(f"{self.session.selected_ids().size:,} tokens selected")
+
+    def _look_up_neighbours(self) -> None:
+        if self.session is not None and self.session.token >= 0:
+            self.run("neighbours", operations.nearest, NEIGHBOURS, lane="view", then=lambda _: None)
 
     def show_token(self, token_id: int) -> None:
         """Make `token_id` the session's current token (detail view and prompt editor)."""

@@ -101,10 +101,13 @@ class MapArea(QWidget):
         hub = self.hub
         hub.analysisChanged.connect(self._on_analysis)
         hub.projectionChanged.connect(lambda: self._draw_all(fit=True))
+        hub.projectionChanged.connect(lambda: self._on_neighbours())
         hub.colouringChanged.connect(self._on_colouring)
         hub.selectionChanged.connect(lambda: self.map.set_selection(hub.session.selected_ids()))
         hub.flagsChanged.connect(self._on_flags)
         hub.verdictsChanged.connect(self._on_verdicts)
+        hub.tokenChanged.connect(lambda: self.map.lines.set_lines([]))
+        hub.neighboursChanged.connect(self._on_neighbours)
         self.colour_by.activated.connect(lambda _: self.request_colouring(self.colour_by.currentText()))
         self.projection.activated.connect(lambda _: self.request_projection(self.projection.currentText().lower()))
         self.tools.buttonClicked.connect(lambda b: self.set_tool(b.property("tool")))
@@ -154,6 +157,10 @@ class MapArea(QWidget):
     def _on_flags(self) -> None:
         if self.hub.session.colour_by == "flagged":
             self.colouringRequested.emit("flagged")
+
+    def _on_neighbours(self) -> None:
+        s = self.hub.session
+        self.map.lines.set_lines([(s.coords[s.token], s.coords[found.ids]) for found in s.neighbours.values()])
 
     def _on_verdicts(self) -> None:
         if self.hub.session.colour_by == "verdict":

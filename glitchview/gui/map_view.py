@@ -206,6 +206,43 @@ class SelectionMarkers(pg.GraphicsObject):
         painter.restore()
 
 
+class NeighbourLines(pg.GraphicsObject):
+    """Lines from the current token to its nearest neighbours, one colour per embedding space."""
+
+    COLOURS = (QColor(86, 180, 233), QColor(230, 159, 0))  # Okabe-Ito sky blue, orange
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.segments: list[tuple[np.ndarray, np.ndarray]] = []  # (origin, ends) per space
+        self.setZValue(22)
+
+    def set_lines(self, segments: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.prepareGeometryChange()
+        self.segments = [(np.asarray(o, dtype=np.float64), np.asarray(e, dtype=np.float64).reshape(-1, 2))
+                         for o, e in segments]
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
+        points = [np.vstack([o[None, :], e]) for o, e in self.segments]
+        if not points:
+            return QRectF()
+        allp = np.vstack(points)
+        lo, hi = allp.min(axis=0), allp.max(axis=0)
+        return QRectF(lo[0], lo[1], max(hi[0] - lo[0], 1e-9), max(hi[1] - lo[1], 1e-9))
+
+    def paint(self, painter: QPainter, *args) -> None:
+        t = painter.transform()
+        painter.save()
+        painter.resetTransform()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        for k, (origin, ends) in enumerate(self.segments):
+            painter.setPen(QPen(self.COLOURS[k % len(self.COLOURS)], 1.5))
+            start = t.map(QPointF(*origin))
+            for end in ends:
+                painter.drawLine(start, t.map(QPointF(*end)))
+        painter.restore()
+
+
 class MapViewBox(pg.ViewBox):
     """A ViewBox whose left drag draws a rectangle or lasso in the selection tools."""
 
@@ -281,7 +318,8 @@ class EmbeddingMap(pg.PlotWidget):
         self.selection.setZValue(25)  # above the centre markers
         self.centres = CentreMarkers()
         self.rings = SelectionMarkers()
-        for item in (self.points, self.selection, self.centres, self.rings):
+        self.lines = NeighbourLines()
+        for item in (self.points, self.selection, self.centres, self.lines, self.rings):
             self.addItem(item)
         self.label_for = lambda token_id: str(token_id)
         self.coords = np.zeros((0, 2))

@@ -21,7 +21,8 @@ SHORTCUTS = [
     ("Ctrl+drag, Alt+drag", "remove from the selection"), ("click", "select one token"),
     ("Esc", "clear the selection"), ("F", "flag the selection"), ("U", "unflag the selection"),
     ("Home", "fit all points"), ("Z", "zoom to the selection"), ("+ / -", "zoom in / out (map focused)"),
-    ("Ctrl+Z, Ctrl+Shift+Z", "undo, redo a change of flags or selection"), ("arrow keys", "pan (map focused)"), ("wheel, right-drag", "zoom"),
+    ("Ctrl+Z, Ctrl+Shift+Z", "undo, redo a change of flags or selection"), ("arrow keys", "pan (map focused)"),
+    ("wheel, right-drag", "zoom"),
     ("Ctrl+C", "copy the selected table rows as tab-separated text"), ("Ctrl+.", "cancel the running job"),
 ]
 
@@ -73,7 +74,8 @@ def build_menus(w: MainWindow) -> None:
     add_action(w, edit, "Find token", lambda: w.map_area.find.setFocus(), "Ctrl+F")
     add_action(w, edit, "Cancel running job", w.jobs.cancel, "Ctrl+.")
     view = bar.addMenu("&View")
-    for key, text, shortcut in (("pan", "Pan tool", "P"), ("rect", "Rectangle tool", "R"), ("lasso", "Lasso tool", "L")):
+    tools = (("pan", "Pan tool", "P"), ("rect", "Rectangle tool", "R"), ("lasso", "Lasso tool", "L"))
+    for key, text, shortcut in tools:
         add_action(w, view, text, lambda _=False, k=key: w.map_area.set_tool(k), shortcut)
     view.addSeparator()
     add_action(w, view, "Fit all", w.map.fit_all, "Home")

@@ -3,13 +3,15 @@ view shown beside the prompt editor (scores, ranks, verdict, prompt history)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -91,7 +93,10 @@ class SettingsPanel(QWidget):
 
 
 class TokenDetail(QWidget):
-    """Everything known about one token, with its text shown safely (escaped)."""
+    """Everything known about one token, with its text shown safely (escaped), and its nearest
+    neighbours in each embedding space (click one to select it)."""
+
+    tokenPicked = Signal(int)
 
     def __init__(self, hub: SessionHub, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,7 +107,15 @@ class TokenDetail(QWidget):
         self.text.setPlaceholderText("Select a token on the map or in the table.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.text)
+        layout.addWidget(self.text, 2)
+        self.neighbours = QListWidget()
+        self.neighbours.setFont(QFont("monospace"))
+        self.neighbours.setToolTip("nearest neighbours by cosine similarity; click one to select it")
+        self.neighbours.itemActivated.connect(self._pick)
+        self.neighbours.itemClicked.connect(self._pick)
+        layout.addWidget(self.neighbours, 1)
+        hub.neighboursChanged.connect(self.show_neighbours)
+        hub.tokenChanged.connect(self.neighbours.clear)
         hub.tokenChanged.connect(self.refresh)
         hub.verdictsChanged.connect(self.refresh)
         hub.analysisChanged.connect(self.refresh)
@@ -134,6 +147,23 @@ class TokenDetail(QWidget):
                          + " | ".join(f"{'token' if k == 0 else 'control'}: {'; '.join(r['reasons'])}"
                                       for k, r in enumerate(runs)))
         self.text.setPlainText("\n".join(lines))
+
+    def _pick(self, item: QListWidgetItem) -> None:
+        token = item.data(Qt.ItemDataRole.UserRole)
+        if token is not None:
+            self.tokenPicked.emit(int(token))
+
+    def show_neighbours(self) -> None:
+        s = self.hub.session
+        self.neighbours.clear()
+        for space, found in s.neighbours.items():
+            header = QListWidgetItem(f"nearest in the {space}")
+            header.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.neighbours.addItem(header)
+            for token, cosine in zip(found.ids.tolist(), found.cosine.tolist()):
+                item = QListWidgetItem(f"  {cosine:6.3f}  {token:>7}  «{s.view.escaped_texts[token][:40]}»")
+                item.setData(Qt.ItemDataRole.UserRole, token)
+                self.neighbours.addItem(item)
 
     def tooltip(self, token_id: int) -> str:
         if self.hub.session is None:
