@@ -19,7 +19,6 @@ from .model.loading import LoadedModel, load_model
 from .model.sources import fingerprint, resolve
 from .model.vocab import TokenTable, cached_token_table
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
-from .scores.clustering import kmeans
 from .scores.indicators import INDICATORS, ScoringInputs, compute_all, own_center_distance
 from .scores.projection import pca, umap_projection
 from .scores.reference import choose_reference
@@ -125,6 +124,8 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
         notes.append(f"the tokenizer has {table.tokenizer_size} tokens but the embedding matrix only {n} rows: "
                      f"ids {n}..{table.tokenizer_size - 1} have no embedding and crash the model")
     cancel.check()
+    from .scores.clustering import kmeans  # imports torch (a second at start-up): only when clustering
+
     clusters = timer.run("kmeans", lambda: kmeans(
         model.input_embeddings, settings.clusters, seed=settings.seed, n_init=settings.kmeans_inits,
         progress=_step(progress, 0.1, 0.5, "Clustering"), cancel=cancel))
