@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from glitchview.core.scores.clustering import kmeans
-from glitchview.core.scores.indicators import INDICATORS, ScoringInputs, compute_all, rank_order, ranks
+from glitchview.core.scores.indicators import INDICATORS, ScoringInputs, compute_all, rank_order, ranking
 
 RNG = np.random.default_rng(7)
 N, D, K = 3000, 24, 6
@@ -89,7 +89,7 @@ def test_both_ends_are_rankable_and_nan_goes_last() -> None:
     scores = np.array([3.0, np.nan, 1.0, 2.0, 5.0])
     assert rank_order(scores, "low").tolist() == [2, 3, 0, 4, 1]
     assert rank_order(scores, "high").tolist() == [4, 0, 3, 2, 1]
-    assert ranks(scores, "low").tolist() == [3, 5, 1, 2, 4]
+    assert ranking(scores, "low").rank.tolist() == [3, 5, 1, 2, 4]
 
 
 def test_cluster_zscore_is_standardised_within_each_cluster() -> None:
