@@ -149,7 +149,8 @@ def test_sort_filter_flag_export(qtbot, window: MainWindow, tiny_hf: TinyModel, 
 
     window.table.search.setText(r"^ (the|and)$")
     window.table.use_regex.setChecked(True)
-    window.table.apply_filters()
+    with qtbot.waitSignal(window.table.filtered, timeout=30_000):
+        window.table.apply_filters()
     assert sorted(a.table.texts[i] for i in model.rows) == [" and", " the"]
     window.table.search.setText("(unclosed")
     window.table.apply_filters()
@@ -226,9 +227,12 @@ def test_save_and_reopen_restores_selection_flags_colouring(qtbot, window: MainW
 
 def test_find_token_and_recluster(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
     open_and_wait(qtbot, window, str(tiny_hf.path))
-    assert window.map_area.find_token("#12").tolist() == [12]
-    found = window.map_area.find_token(" the")
-    assert window.session.analysis.table.texts.index(" the") in found.tolist()
+    with qtbot.waitSignal(window.hub.selectionChanged, timeout=30_000):
+        window.map_area.find_token("#12")
+    assert window.session.selected_ids().tolist() == [12]
+    with qtbot.waitSignal(window.hub.selectionChanged, timeout=30_000):
+        window.map_area.find_token(" the")
+    assert window.session.analysis.table.texts.index(" the") in window.session.selected_ids().tolist()
     window.session.set_flags([5])
     window.session.select_ids([3, 4])
     coords = window.session.coords.copy()

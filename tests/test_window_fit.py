@@ -76,7 +76,8 @@ def test_one_selection_for_table_and_map(qtbot, window: MainWindow, tiny_hf: Tin
     QTest.keyClick(window, Qt.Key.Key_Escape)
     assert window.session.selected_ids().size == 0
     assert not view.selectionModel().selectedRows()  # no row stays highlighted
-    window.map_area.find_token("#3")
+    with qtbot.waitSignal(window.hub.selectionChanged, timeout=30_000):
+        window.map_area.find_token("#3")
     assert window.session.selected_ids().tolist() == [3] and not view.selectionModel().selectedRows()
 
 

@@ -46,7 +46,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobRunner(self)
         self.last_warning = ""
         self._opening = 0  # a number for each model opened, so that a late early map of an older one is ignored
-        self.map_area = MapArea(self.hub)
+        self.map_area = MapArea(self.hub, self.jobs)
         self.map = self.map_area.map
         self.setCentralWidget(self.map_area)
         self._build_docks()
@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
 
     # --- construction -----------------------------------------------------------------------------
     def _build_docks(self) -> None:
-        self.table = TokenTable(self.hub)
+        self.table = TokenTable(self.hub, self.jobs)
         self.table.setMinimumWidth(340)
         self.settings_panel = SettingsPanel(self.hub)
         self.detail = TokenDetail(self.hub)
@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
 
     def _look_up_neighbours(self) -> None:
         if self.session is not None and self.session.token >= 0:
-            self.run("neighbours", operations.nearest, NEIGHBOURS, lane="view", then=lambda _: None)
+            self.run("neighbours", operations.nearest, NEIGHBOURS, lane="neighbours", then=lambda _: None)
 
     def show_token(self, token_id: int) -> None:
         """Make `token_id` the session's current token (detail view and prompt editor)."""

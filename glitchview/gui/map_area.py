@@ -24,12 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.pipeline import PROJECTIONS
+from ..core.session import Session
 from ..core.view.colouring import colour_options
 from ..core.view.find import find_tokens
 from ..core.view.selection import Mode
 from .hub import SessionHub
 from .legend import Legend
 from .map_view import EmbeddingMap
+from .workers import JobRunner
 
 EARLY_COLOUR = QColor(150, 160, 185)  # the points before their scores arrive
 TOOLS = (("pan", "Pan", "P: pan and zoom"), ("rect", "Rectangle", "R: drag a rectangle"),
@@ -49,9 +51,9 @@ class MapArea(QWidget):
     projectionRequested = Signal(str)
     early_map = Signal(int, object)  # emitted from a worker: opening ticket, PCA coordinates
 
-    def __init__(self, hub: SessionHub, parent: QWidget | None = None) -> None:
+    def __init__(self, hub: SessionHub, jobs: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.hub = hub
+        self.hub, self.jobs = hub, jobs
         self.map = EmbeddingMap()
         self.map.label_for = self._label
         self.legend = Legend()
@@ -211,21 +213,29 @@ class MapArea(QWidget):
         elif ids.size:
             self.map.zoom_to(ids)
 
-    def find_token(self, query: str) -> np.ndarray:
-        """Select the tokens matching `#id`, `/regex/` or a plain text, and centre the map on the
-        best ranked of them; what happened is said in the tooltip-sized status under the box."""
+    def find_token(self, query: str) -> None:
+        """Select the tokens matching `#id`, `/regex/` or a plain text (matched on a worker), and
+        centre the map on the best ranked of them; the box's tooltip says how many matched."""
         s = self.hub.session
         if s is None:
-            return np.zeros(0, dtype=np.int64)
-        try:
-            ids = find_tokens(s.view.escaped_texts, query)
-        except regex.error as exc:
-            self.find.setToolTip(f"bad regex: {exc}")
-            return np.zeros(0, dtype=np.int64)
+            return
+        pattern = query.strip()
+        if len(pattern) > 1 and pattern.startswith("/") and pattern.endswith("/"):
+            try:
+                regex.compile(pattern[1:-1])
+            except regex.error as exc:
+                self.find.setToolTip(f"bad regex: {exc}")
+                return
+        texts = s.view.escaped_texts
+        self.jobs.start("find", lambda p, c: find_tokens(texts, query), lambda ids: self._found(s, query, ids),
+                        "search")
+
+    def _found(self, session: Session, query: str, ids: np.ndarray) -> None:
+        if session is not self.hub.session:  # another model was opened meanwhile
+            return
         self.find.setToolTip(f"{ids.size:,} tokens match" if ids.size else f"no token matches {query}")
         if ids.size:
-            ids = ids[np.argsort(s.rank()[ids], kind="stable")]
-            s.select_ids(ids)
-            s.set_token(int(ids[0]))
+            ids = ids[np.argsort(session.rank()[ids], kind="stable")]
+            session.select_ids(ids)
+            session.set_token(int(ids[0]))
             self.map.centre_on(int(ids[0]))
-        return ids

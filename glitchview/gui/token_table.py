@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (
 
 from ..core.model.vocab import CATEGORIES, FLAGS
 from ..core.store.export import export_columns, export_rows
+from ..core.view.find import match_texts
 from .hub import SessionHub
 from .token_table_model import VERDICT_FILTERS, TokenTableModel
+from .workers import JobRunner
 
 
 class TokenTable(QWidget):
@@ -32,10 +34,13 @@ class TokenTable(QWidget):
 
     tokensActivated = Signal(object)
 
-    def __init__(self, hub: SessionHub, parent: QWidget | None = None) -> None:
+    filtered = Signal()  # the rows now match the filters (a text filter is matched on a worker)
+
+    def __init__(self, hub: SessionHub, jobs: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.hub = hub
+        self.hub, self.jobs = hub, jobs
         self.model = TokenTableModel(hub)
+        self.model.textSearch.connect(self._search_texts)
         self.view = QTableView()
         self.view.setModel(self.model)
         self.view.setSortingEnabled(True)
@@ -113,11 +118,27 @@ class TokenTable(QWidget):
         m.filter_flag = self.flag.currentText() if self.flag.currentIndex() > 0 else ""
         m.filter_cluster = self.cluster.currentIndex() - 1
         m.only_selection = self.only_selection.isChecked()
-        try:
-            m.refilter()
-            self.error.clear()
-        except regex.error as exc:
-            self.error.setText(f"bad regex: {exc}")
+        if m.filter_text and m.filter_regex:
+            try:
+                regex.compile(m.filter_text)
+            except regex.error as exc:
+                self.error.setText(f"bad regex: {exc}")
+                return
+        self.error.clear()
+        m.refilter()
+        if not m.filter_text:
+            self.filtered.emit()
+
+    def _search_texts(self, candidates: np.ndarray) -> None:
+        """Match the filter text over the candidates' texts on a worker (seconds at 262k rows)."""
+        texts, needle, is_regex = self.hub.session.view.escaped_texts, self.model.filter_text, self.model.filter_regex
+        self.count.setText(f"filtering {len(candidates):,} tokens…")
+        self.jobs.start("filter", lambda p, c: match_texts(texts, needle, is_regex, candidates), self._filtered,
+                        "search")
+
+    def _filtered(self, ids: np.ndarray) -> None:
+        self.model.set_rows(ids)
+        self.filtered.emit()
 
     def _update_count(self) -> None:
         s = self.hub.session

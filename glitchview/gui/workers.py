@@ -3,8 +3,8 @@ relayed as queued signals, each result handed to the callback its job was starte
 
 A job is a plain function `job(progress, cancel) -> result` that never touches Qt. Jobs run in
 lanes: the analysis (open, re-cluster, maps, colourings, saves, exports), the prompt editor
-(runs and verification), the autosave and quick lookups for the views (nearest neighbours), so
-that prompting never cancels an analysis. Starting a
+(runs and verification), the autosave, the current token's neighbours and text searches (table
+filter, find), so that prompting never cancels an analysis. Starting a
 job cancels the one running in its lane, and an event of a superseded job is dropped."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..core.logs import LOGGER
 from ..core.progress import CancelToken, ProgressFn
 
 Job = Callable[[ProgressFn, CancelToken], Any]
-LANES = ("analysis", "prompt", "autosave", "view")  # view: quick lookups for the current token
+LANES = ("analysis", "prompt", "autosave", "neighbours", "search")
 
 
 class _Relay(QObject):
