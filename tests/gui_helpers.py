@@ -7,9 +7,11 @@ from glitchview.gui.main_window import MainWindow
 LOAD_TIMEOUT_MS = 180_000
 
 
-def open_and_wait(qtbot, win: MainWindow, name: str) -> None:
+def open_and_wait(qtbot, win: MainWindow, name: str, fresh: bool = True) -> None:
+    """Open a model and wait for its analysis (computed afresh unless `fresh` is False, so that a
+    test never sees another test's flags through the analysis cache)."""
     with qtbot.waitSignal(win.hub.analysisChanged, timeout=LOAD_TIMEOUT_MS):
-        win.open_model(name)
+        win.open_model(name, fresh=fresh)
 
 
 def wait_job(qtbot, win: MainWindow) -> None:

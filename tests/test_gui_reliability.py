@@ -76,7 +76,7 @@ def test_autosave_survives_kill_9_and_is_restored(qtbot, tiny_hf: TinyModel, tmp
         from glitchview.gui.main_window import MainWindow
         app = create_application()
         w = MainWindow()
-        w.open_model({str(tiny_hf.path)!r})
+        w.open_model({str(tiny_hf.path)!r}, fresh=True)
         while w.session is None:
             app.processEvents(); time.sleep(0.01)
         w.session.set_flags([7, 11, 42])

@@ -113,3 +113,25 @@ def test_the_map_appears_before_the_scores(qtbot, window: MainWindow, tiny_hf: T
     open_and_wait(qtbot, window, str(tiny_hf.path))
     assert order == ["early map", "analysis"]
     assert early == [tiny_hf.vocab_size] and window.map.points.count == tiny_hf.vocab_size
+
+
+def test_a_model_analysed_before_opens_as_it_was_left(qtbot, window: MainWindow, tiny_untied: TinyModel) -> None:
+    """The analysis cache: reopening restores the last analysis with the user's flags, says when it
+    was computed, and Re-run computes it afresh."""
+    open_and_wait(qtbot, window, str(tiny_untied.path))
+    first = window.session.analysis
+    window.session.set_flags([3, 4])
+    window.autosaver.save_now()
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=30_000)
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    open_and_wait(qtbot, again, str(tiny_untied.path), fresh=False)
+    restored = again.session.analysis
+    assert np.flatnonzero(restored.flagged).tolist() == [3, 4]
+    np.testing.assert_array_equal(restored.labels, first.labels)
+    assert "restored its analysis computed" in again.status.text() and again.job_status.rerun_button.isVisibleTo(again)
+    with qtbot.waitSignal(again.hub.analysisChanged, timeout=120_000):
+        again.job_status.rerun_button.click()
+    assert not again.session.analysis.flagged.any() and not again.job_status.rerun_button.isVisibleTo(again)
+    assert "tokens analysed" in again.status.text()

@@ -5,6 +5,7 @@ command line and the tests call them directly."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -13,10 +14,12 @@ import numpy as np
 
 from .analysis import Analysis
 from .errors import GlitchViewError
-from .pipeline import ScanSettings, analyse, model_changed, project, reopen_model, scan
+from .pipeline import ScanSettings, analyse, model_changed, project, reopen_model, scan_model
+from .pipeline import open_model as load_named_model
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .scores.neighbours import Neighbours, cosine_neighbours
 from .session import Result, Session, Snapshot
+from .store import analysis_cache
 from .store.analysis_file import load_analysis, save_analysis
 from .store.export import write_csv, write_filter_list
 from .verify.generation import GenerationSettings, behaviour_verdict, generate, output_metrics, pick_control_token
@@ -41,16 +44,32 @@ class Opened:
     model: LoadedModel | None = None
     path: str = ""  # the analysis file it was read from
     warning: str = ""  # set when the model changed on disk since that file was saved
+    computed_at: str = ""  # set when the model's last analysis was restored from the cache
 
     def session(self) -> Session:
         return Session(self.analysis, self.view, self.model, self.path, self.analysis.selection)
 
 
 def open_model(name: str, settings: ScanSettings | None = None, progress: ProgressFn = no_progress,
-               cancel: CancelToken | None = None, on_map: Callable[[np.ndarray], None] | None = None) -> Opened:
-    """Load and analyse a model; `on_map(coords)` receives its PCA map first (see `pipeline.scan`)."""
-    model, analysis = scan(name, settings or ScanSettings(), sub_progress(progress, 0, 0.95), cancel, on_map)
-    return Opened(analysis, prepare_view_data(analysis, sub_progress(progress, 0.95, 1.0)), model)
+               cancel: CancelToken | None = None, on_map: Callable[[np.ndarray], None] | None = None,
+               reuse: bool = False, remember: bool = False) -> Opened:
+    """Load and analyse a model; `on_map(coords)` receives its PCA map first (see `pipeline.scan`).
+    With `reuse`, the model's last analysis is restored from the analysis cache when there is one;
+    with `remember`, a new analysis is kept there as the model's last one."""
+    start = time.perf_counter()
+    model = load_named_model(name, sub_progress(progress, 0, 0.3), cancel)
+    loaded = round(time.perf_counter() - start, 3)
+    cached = analysis_cache.load_cached(model.fingerprint) if reuse else None
+    if cached is not None:
+        progress(0.5, f"Restoring the analysis computed {cached.computed_at}")
+        view = prepare_view_data(cached.analysis, sub_progress(progress, 0.5, 1.0))
+        return Opened(cached.analysis, view, model, computed_at=cached.computed_at)
+    analysis = scan_model(model, name, settings, sub_progress(progress, 0.3, 0.95), cancel, on_map)
+    analysis.timings = {"load": loaded, **analysis.timings}
+    view = prepare_view_data(analysis, sub_progress(progress, 0.95, 1.0))
+    if remember:
+        analysis_cache.store(analysis, new=True)
+    return Opened(analysis, view, model)
 
 
 def open_analysis(path: Path, progress: ProgressFn = no_progress, keep_path: bool = True) -> Opened:

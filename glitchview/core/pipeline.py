@@ -160,20 +160,29 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
 def scan(name: str, settings: ScanSettings | None = None, progress: ProgressFn = no_progress,
          cancel: CancelToken | None = None,
          on_map: Callable[[np.ndarray], None] | None = None) -> tuple[LoadedModel, Analysis]:
-    """Load a model by name and analyse it: the whole headless pipeline. `on_map(coords)`, when
-    given, receives the PCA map as soon as the matrix is read, before the slow steps (token table,
-    k-means), so that a front end can show every token in seconds."""
-    settings = settings or ScanSettings()
-    cancel = cancel or CancelToken()
+    """Load a model by name and analyse it: the whole headless pipeline."""
     start = time.perf_counter()
     model = open_model(name, sub_progress(progress, 0.0, 0.3), cancel)
     load_time = time.perf_counter() - start
-    timer = _Timer({"load": round(load_time, 3)})
+    analysis = scan_model(model, name, settings, sub_progress(progress, 0.3, 1.0), cancel, on_map)
+    analysis.timings = {"load": round(load_time, 3), **analysis.timings}
+    return model, analysis
+
+
+def scan_model(model: LoadedModel, name: str, settings: ScanSettings | None = None,
+               progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+               on_map: Callable[[np.ndarray], None] | None = None) -> Analysis:
+    """Analyse a loaded model. `on_map(coords)`, when given, receives the PCA map as soon as the
+    matrix is read, before the slow steps (token table, k-means), so that a front end can show
+    every token in seconds."""
+    settings = settings or ScanSettings()
+    cancel = cancel or CancelToken()
+    timer = _Timer()
     projected: dict[str, np.ndarray] = {}
     if on_map is not None:
         projected["pca"] = timer.run("projection:pca", lambda: project(
-            model.input_embeddings, "pca", settings.seed, _step(progress, 0.3, 0.32, "Map")))
+            model.input_embeddings, "pca", settings.seed, _step(progress, 0.0, 0.03, "Map")))
         on_map(projected["pca"])
-    analysis = analyse(model, name, settings, sub_progress(progress, 0.32, 1.0), cancel, projected=projected)
+    analysis = analyse(model, name, settings, sub_progress(progress, 0.03, 1.0), cancel, projected=projected)
     analysis.timings = {**timer.timings, **analysis.timings}
-    return model, analysis
+    return analysis

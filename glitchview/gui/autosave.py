@@ -1,6 +1,8 @@
 """Autosave: the user's flags, selection and verification results are written to the data folder
 shortly after every change (and every minute), off the GUI thread. A clean exit removes the file;
-finding it at start means the last session died, and the window offers to restore it."""
+finding it at start means the last session died, and the window offers to restore it. The same
+writes keep the model's last analysis in the analysis cache up to date, so that opening the model
+again shows it as the user left it."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer
 
 from ..core.logs import data_root
+from ..core.progress import CancelToken, ProgressFn
+from ..core.store import analysis_cache
 from ..core.store.analysis_file import SUFFIX, save_analysis
 from .hub import SessionHub
 from .workers import JobRunner
@@ -50,7 +54,12 @@ class Autosaver(QObject):
             return
         self.dirty = False
         analysis, path = self.hub.session.snapshot("autosave").analysis, autosave_path()
-        self.jobs.start("autosave", lambda progress, cancel: save_analysis(analysis, path), lambda _: None, "autosave")
+
+        def job(progress: ProgressFn, cancel: CancelToken) -> None:
+            save_analysis(analysis, path)
+            analysis_cache.store(analysis)  # what the model shows when it is opened again
+
+        self.jobs.start("autosave", job, lambda _: None, "autosave")
 
     def discard(self) -> None:
         """A clean exit: nothing to restore next time."""

@@ -3,6 +3,8 @@ ended, and a non-modal dialog with the details when one failed."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton
 
 from .workers import JobRunner
@@ -19,8 +21,13 @@ class JobStatus:
         self.cancel_button = QPushButton("Cancel", enabled=False)
         self.cancel_button.clicked.connect(lambda: jobs.cancel("analysis"))
         self.label = QLabel("Open a model to begin (File → Open model…).")
+        self.rerun_button = QPushButton("Re-run", visible=False, toolTip="compute this model's analysis again")
+        self.rerun_button.clicked.connect(lambda: self.rerun_button.hide())
+        self._rerun: Callable[[], None] | None = None
+        self.rerun_button.clicked.connect(lambda: self._rerun() if self._rerun else None)
         bar = window.statusBar()
         bar.addWidget(self.label, 1)
+        bar.addWidget(self.rerun_button)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
         jobs.progress.connect(self._on_progress)
@@ -31,10 +38,13 @@ class JobStatus:
     def say(self, message: str) -> None:
         self.label.setText(message)
 
-    def ended(self, message: str) -> None:
+    def ended(self, message: str, rerun: Callable[[], None] | None = None) -> None:
+        """A job ended; `rerun`, when given, is offered as a Re-run button (a restored analysis)."""
         self.progress.setValue(0)
         self.progress.setFormat("")
         self.say(message)
+        self._rerun = rerun
+        self.rerun_button.setVisible(rerun is not None)
 
     def _on_progress(self, lane: str, fraction: float, message: str) -> None:
         if lane == "analysis":
