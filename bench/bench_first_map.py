@@ -4,8 +4,9 @@ on screen. Before the early map, the window showed nothing until the whole analy
 the second time is today's-path baseline of the first, measured in the same run.
 
 States: `cold` (empty cache folder: GGUF conversion, token table), `cached` (model files cached,
-analysis computed again), `reopened` (the model's analysis is cached too: restored, not recomputed;
-skipped when the run has no analysis cache). Run: `python bench/bench_first_map.py smollm2 gemma3`."""
+analysis computed again: `--fresh`), `reopened` (the model's last analysis is restored from the
+analysis cache: its first map is the whole analysis, and today's path, which computed everything
+again, is the `cached` row). Run: `python bench/bench_first_map.py smollm2 gemma3`."""
 
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ from machine import machine  # noqa: E402
 MILESTONES = ("first map", "analysis shown")
 
 
-def launch(model: str, cache: Path, home: Path, timeout: float = 1800) -> dict[str, float]:
+def launch(model: str, cache: Path, home: Path, fresh: bool, timeout: float = 1800) -> dict[str, float]:
     """Seconds from process start to each milestone the window reports."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "GLITCHVIEW_REPORT_TIMES": "1",
            "GLITCHVIEW_CACHE_DIR": str(cache), "GLITCHVIEW_DATA_DIR": str(home / "data"),
            "XDG_CONFIG_HOME": str(home / "config"), "HOME": str(home)}
     start = time.perf_counter()
-    app = subprocess.Popen([str(Path(sys.executable).parent / "glitchview-gui"), model], env=env,
+    command = [str(Path(sys.executable).parent / "glitchview-gui"), model, *(["--fresh"] if fresh else [])]
+    app = subprocess.Popen(command, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen: dict[str, float] = {}
     try:
@@ -53,8 +55,8 @@ def main() -> None:
     for model in models:
         with tempfile.TemporaryDirectory(prefix="glitchview-first-map-") as tmp:
             cache, home = Path(tmp) / "cache", Path(tmp) / "home"
-            for state in ("cold", "cached"):
-                seen = launch(model, cache, home)
+            for state in ("cold", "cached", "reopened"):
+                seen = launch(model, cache, home, fresh=state != "reopened")
                 first, whole = seen.get("first map", seen["analysis shown"]), seen["analysis shown"]
                 print(f"| {model} | {state} | {first:.1f} | {whole:.1f} | {whole / first:.1f}x |", flush=True)
 

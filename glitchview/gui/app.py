@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glitchview-gui", description="GlitchView desktop application")
     parser.add_argument("target", nargs="?", default=DEFAULT_MODEL,
                         help=f"a model (demo name, folder or .gguf; default {DEFAULT_MODEL}) or an analysis file")
+    parser.add_argument("--fresh", action="store_true",
+                        help="analyse the model afresh even when its last analysis is in the cache")
     args = parser.parse_args(argv)
     problem = check_platform(chosen_platform())
     if problem:
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.target.endswith((SUFFIX, ".npz")):
         window.open_analysis(args.target)
     else:
-        window.open_model(args.target)
+        window.open_model(args.target, fresh=args.fresh)
     window.offer_restore()
     code = app.exec()
     if QThreadPool.globalInstance().activeThreadCount():
