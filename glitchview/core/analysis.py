@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .model.vocab import TokenTable
-from .scores.indicators import INDICATORS, Direction, rank_order
+from .model.vocab import KNOWN_UNUSED, TokenTable
+from .scores.indicators import GLITCH_SCORE_PARTS, INDICATORS, Direction, combine_glitch_score, rank_order, ranks
 from .scores.reference import ReferenceSet
 from .verify import verdicts as verdict_codes
 from .verify.verdicts import Verdict
 
-DEFAULT_INDICATOR = "cluster_distance"
+DEFAULT_INDICATOR = "glitch_score"  # the recommended score: what the window, table, map and export follow
 
 
 @dataclass
@@ -82,6 +82,10 @@ class Analysis:
     view: dict[str, Any] = field(default_factory=dict)  # how the window showed it: colour_by, projection
     verdicts: Verdicts | None = None
 
+    def __post_init__(self) -> None:
+        if "glitch_score" not in self.scores and all(name in self.scores for name in GLITCH_SCORE_PARTS):
+            self.scores["glitch_score"] = combine_glitch_score(self.scores)  # saved before it existed
+
     def __len__(self) -> int:
         return len(self.table)
 
@@ -93,6 +97,20 @@ class Analysis:
             self.verdicts = Verdicts.empty(len(self))
         return self.verdicts
 
+    @property
+    def known_unused(self) -> np.ndarray:
+        """Tokens of the category known_unused: ranked after the discoveries by every ranking."""
+        return self.table.category == KNOWN_UNUSED
+
+    def order(self, indicator: str, end: Direction | None = None) -> np.ndarray:
+        """Every token id from the given end (default: the suspicious end) of an indicator, the known
+        unused ones after all the others, so that discoveries are not buried under `<unusedN>` rows."""
+        return rank_order(self.scores[indicator], end or self.suspicious_end(indicator), self.known_unused)
+
+    def ranks(self, indicator: str, end: Direction | None = None) -> np.ndarray:
+        """1-based rank of every token in `order`."""
+        return ranks(self.scores[indicator], end or self.suspicious_end(indicator), self.known_unused)
+
     def top(self, indicator: str, n: int, end: Direction | None = None) -> np.ndarray:
         """The ids of the `n` tokens at the given end (default: the suspicious end) of an indicator."""
-        return rank_order(self.scores[indicator], end or self.suspicious_end(indicator))[:n]
+        return self.order(indicator, end)[:n]

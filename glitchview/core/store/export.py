@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from ..analysis import Analysis
-from ..scores.indicators import Direction, ranks
+from ..scores.indicators import Direction
 from ..verify.taxonomy import TAXONOMY, classify_tokens
 from ..verify.verdicts import LABELS, is_glitch
 from .files import atomic_write
@@ -39,7 +39,7 @@ def export_rows(analysis: Analysis, ids: Iterable[int], indicator: str,
                 end: Direction | None = None) -> Iterable[list[str]]:
     """One list of cell strings per token, in the order of `ids`."""
     end = end or analysis.suspicious_end(indicator)
-    rank = ranks(analysis.scores[indicator], end)
+    rank = analysis.ranks(indicator, end)
     categories = analysis.table.category_names()
     table = analysis.table
     v = analysis.verdicts

@@ -9,7 +9,6 @@ import numpy as np
 
 from ..analysis import Analysis
 from ..progress import ProgressFn, no_progress
-from ..scores.indicators import rank_order
 from ..store.text import escape_text
 from ..verify.taxonomy import classify_tokens
 from .colouring import Colouring, colour_options, colouring_for
@@ -31,7 +30,7 @@ def prepare_view_data(analysis: Analysis, progress: ProgressFn = no_progress) ->
     colourings = {name: colouring_for(analysis, name) for name in colour_options(analysis)}
     progress(0.5, "Preparing the map: spatial index")
     indexes = {name: build_map_index(coords, analysis.labels) for name, coords in analysis.projections.items()}
-    orders = {name: rank_order(values, analysis.suspicious_end(name)) for name, values in analysis.scores.items()}
+    orders = {name: analysis.order(name) for name in analysis.scores}
     rank = {}
     for name, order in orders.items():
         rank[name] = np.empty(len(order), dtype=np.int64)
