@@ -36,16 +36,21 @@ class Indicator:
     suspicious: Direction
     description: str
     compute: Callable[[ScoringInputs], np.ndarray]
+    ends: dict[str, str] = field(default_factory=dict)  # what each end of the scale shows, where measured
+
+    def end_label(self, end: Direction) -> str:
+        """'suspicious end' / 'other end', or what that end is measured to show."""
+        return self.ends.get(end, "suspicious end" if end == self.suspicious else "other end")
 
 
 INDICATORS: dict[str, Indicator] = {}
 
 
-def indicator(name: str, suspicious: Direction, description: str) -> Callable:
-    """Register an indicator function under `name`."""
+def indicator(name: str, suspicious: Direction, description: str, ends: dict[str, str] | None = None) -> Callable:
+    """Register an indicator function under `name` (`ends` labels what each end shows)."""
 
     def register(func: Callable[[ScoringInputs], np.ndarray]) -> Callable[[ScoringInputs], np.ndarray]:
-        INDICATORS[name] = Indicator(name, suspicious, description, func)
+        INDICATORS[name] = Indicator(name, suspicious, description, func, dict(ends or {}))
         return func
 
     return register
@@ -81,9 +86,11 @@ def own_center_distance(embeddings: np.ndarray, labels: np.ndarray, centers: np.
     return distances_to(embeddings, centers)[np.arange(len(labels)), labels]
 
 
-@indicator("cluster_distance", "high",
-           "distance to its own k-means centre (the seed's score; a tight knot of barely trained "
-           "tokens shows at the low end)")
+@indicator("cluster_distance", "low",
+           "distance to its own k-means centre (the seed's score, which ranks its high end first); on real "
+           "models the glitch tokens sit at the low end, in the tight knot barely trained rows form",
+           ends={"low": "low end: the knot of barely trained tokens (finds glitch tokens on Gemma-3 and SmolLM2)",
+                 "high": "high end: the seed's direction (finds none of Gemma-3's verified list in its top 2%)"})
 def cluster_distance(inputs: ScoringInputs) -> np.ndarray:
     return own_center_distance(inputs.embeddings, inputs.labels, inputs.centers)
 
