@@ -64,7 +64,7 @@ def test_ordinary_tokens_are_not_glitches(smollm2) -> None:
         result = verify_tokens(probe, ids, mode)
         assert [VERDICTS[v] for v in result.verdicts] == ["normal", "normal"], result.reasons
         assert (result.max_prob > 0.1).all()
-        assert result.prompt_probs.shape == (2, 1 if mode == "fast" else 3)
+        assert result.prompt_probs.shape == (2, 1 if mode == "fast" else 5)
 
 
 def test_planted_untrained_token_is_verified_glitch(planted_model) -> None:
@@ -75,6 +75,19 @@ def test_planted_untrained_token_is_verified_glitch(planted_model) -> None:
     assert VERDICTS[result.verdicts[0]] in ("glitch", "strong_glitch"), result.reasons[0]
     assert result.max_prob[0] < 0.01 and "max P(token)" in result.reasons[0]
     assert VERDICTS[result.verdicts[1]] == "normal"
+
+
+def test_the_full_test_lets_the_model_answer(smollm2) -> None:
+    """Word pieces the short repetition prompts under-elicit: `inalg` turns up in the model's own answer
+    ("Linalg"), ` case` is copied from quoted copies; `<|endoftext|>` is reproduced by no prompt."""
+    model, probe = smollm2
+    ids = [model.tokenizer.token_to_id(t) for t in ("inalg", "Ġcase", "<|endoftext|>")]
+    result = verify_tokens(probe, ids, "full")
+    assert [Verdict(v) for v in result.verdicts[:2]] == [Verdict.NORMAL, Verdict.NORMAL], result.reasons
+    assert Verdict(result.verdicts[2]) in GLITCH_VERDICTS, result.reasons[2]
+    names = list(result.templates)
+    assert result.prompt_probs[0, names.index("what-means-answer")] > 0.1  # the answer writes it
+    assert result.prompt_probs[1, names.index("quoted-copies")] > 0.1
 
 
 def test_screening_never_calls_a_glitch_without_the_full_test(planted_model) -> None:

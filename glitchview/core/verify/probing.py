@@ -38,7 +38,8 @@ class ProbeMode:
 
 
 MODES = {
-    "full": ProbeMode("full", 3, ("repeat-device", "what-means", "repeat-after-me"), 3, 32),
+    "full": ProbeMode("full", 3, ("repeat-device", "what-means", "repeat-after-me", "quoted-copies",
+                                  "what-means-answer"), 3, 32),
     "fast": ProbeMode("fast", 3, ("repeat-device",), 2, 64),
 }
 
@@ -179,9 +180,28 @@ def _shared_prefix(pm: ProbeModel, prefix: np.ndarray, batch: int) -> Any:
     return cache
 
 
-def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: int) -> np.ndarray:
-    """Largest probability of each row's target over the next `steps` positions (greedy). The part
-    of the prompt before the first slot is the same for every row: it is read once."""
+MIN_ANSWER_CHARS = 3  # shorter texts turn up in any answer by chance
+
+
+def answer_prob(tokenizer: Any, ids: list[int], probs: np.ndarray, text: str) -> float:
+    """Probability of the shortest span of a greedy answer (`ids`, each with its probability) whose
+    text contains the token's `text`, however the model split it into tokens; 0 when it never does."""
+    target = text.strip()
+    if len(target) < MIN_ANSWER_CHARS or "\ufffd" in target:
+        return 0.0
+    for end in range(1, len(ids) + 1):
+        if target in tokenizer.decode(ids[:end], skip_special_tokens=True):
+            start = max(s for s in range(end) if target in tokenizer.decode(ids[s:end], skip_special_tokens=True))
+            return float(np.prod(probs[start:end]))
+    return 0.0
+
+
+def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: int,
+                 answers: list[str] | None = None) -> np.ndarray:
+    """Largest probability of each row's target over the next `steps` positions (greedy). With
+    `answers` (each target's text), also the probability of a greedy answer that writes that text in
+    any tokens (`answer_prob`). The part of the prompt before the first slot is the same for every
+    row: it is read once."""
     import torch
 
     first_slot = int(np.argmax(rows[0] != rows[-1])) if len(rows) > 1 else 0
@@ -191,25 +211,35 @@ def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: i
         cache = _shared_prefix(pm, rows[0, :first_slot], len(rows)) if first_slot > 0 else None
         logits, cache = pm.step(torch.from_numpy(np.ascontiguousarray(rows[:, first_slot:])), cache)
         best = torch.zeros(len(rows), dtype=torch.float32)
+        greedy, greedy_p = [], []
         for step in range(steps):
             probs = torch.softmax(logits, dim=-1)
             best = torch.maximum(best, probs.gather(1, target)[:, 0])
+            choice = probs.argmax(dim=-1, keepdim=True)
+            greedy.append(choice[:, 0])
+            greedy_p.append(probs.gather(1, choice)[:, 0])
             if step == steps - 1:
                 break
-            logits, cache = pm.step(probs.argmax(dim=-1, keepdim=True), cache)
-    return best.numpy()
+            logits, cache = pm.step(choice, cache)
+    out = best.numpy()
+    if answers is not None:
+        ids, p = torch.stack(greedy, 1).numpy(), torch.stack(greedy_p, 1).numpy()
+        said = [answer_prob(pm.tokenizer, ids[k].tolist(), p[k], answers[k]) for k in range(len(rows))]
+        out = np.maximum(out, np.asarray(said, dtype=np.float32))
+    return out
 
 
 def _probe_template(pm: ProbeModel, template_ids: np.ndarray, ids: np.ndarray, steps: int,
-                    errors: dict[int, str]) -> np.ndarray:
+                    errors: dict[int, str], answers: list[str] | None = None) -> np.ndarray:
     """Probabilities for `ids` on one template; a failing batch is retried token by token."""
     try:
-        return _probe_batch(pm, fill(template_ids, ids), ids, steps)
+        return _probe_batch(pm, fill(template_ids, ids), ids, steps, answers)
     except Exception:  # find the token(s) that break the forward pass
         out = np.full(len(ids), np.nan, dtype=np.float32)
         for k, token in enumerate(ids):
             try:
-                out[k] = _probe_batch(pm, fill(template_ids, ids[k:k + 1]), ids[k:k + 1], steps)[0]
+                out[k] = _probe_batch(pm, fill(template_ids, ids[k:k + 1]), ids[k:k + 1], steps,
+                                      answers[k:k + 1] if answers is not None else None)[0]
             except Exception as exc:  # recorded as the token's finding
                 errors[int(token)] = f"{type(exc).__name__}: {exc}"
         return out
@@ -218,8 +248,10 @@ def _probe_template(pm: ProbeModel, template_ids: np.ndarray, ids: np.ndarray, s
 def _probe_all(pm: ProbeModel, ids: np.ndarray, spec: ProbeMode, progress: ProgressFn,
                cancel: CancelToken) -> tuple[np.ndarray, dict[int, str]]:
     """Probabilities (tokens x templates of `spec`) and the errors of the tokens that crash."""
-    templates = {t["name"]: t for t in default_templates()["repetition"]}
-    encoded = [encode_template(pm.tokenizer, repetition_text(templates[name], spec.pairs)) for name in spec.templates]
+    specs = {t["name"]: t for t in default_templates()["repetition"]}
+    templates = [specs[name] for name in spec.templates]
+    encoded = [encode_template(pm.tokenizer, repetition_text(t, spec.pairs)) for t in templates]
+    texts = [pm.tokenizer.decode([int(i)], skip_special_tokens=True) if 0 <= i < pm.vocab_rows else "" for i in ids]
     probs = np.full((len(ids), len(encoded)), np.nan, dtype=np.float32)
     errors: dict[int, str] = {}
     out_of_range = (ids < 0) | (ids >= pm.vocab_rows)
@@ -233,7 +265,9 @@ def _probe_all(pm: ProbeModel, ids: np.ndarray, spec: ProbeMode, progress: Progr
         for b in range(0, len(runnable), spec.batch_size):
             cancel.check()
             chunk = runnable[b:b + spec.batch_size]
-            probs[chunk, t] = _probe_template(pm, template_ids, ids[chunk], spec.steps, errors)
+            answers = [texts[k] for k in chunk] if templates[t].get("answer") else None
+            probs[chunk, t] = _probe_template(pm, template_ids, ids[chunk], templates[t].get("steps", spec.steps),
+                                              errors, answers)
             done += len(chunk)
             rate = done / len(encoded) / max(time.perf_counter() - start, 1e-9)
             progress(done / total, f"Verify ({spec.name}): {spec.templates[t]} prompt, {done // len(encoded)}"
