@@ -64,7 +64,7 @@ def test_ordinary_tokens_are_not_glitches(smollm2) -> None:
         result = verify_tokens(probe, ids, mode)
         assert [VERDICTS[v] for v in result.verdicts] == ["normal", "normal"], result.reasons
         assert (result.max_prob > 0.1).all()
-        assert result.prompt_probs.shape == (2, 1 if mode == "fast" else 5)
+        assert result.prompt_probs.shape == (2, 1 if mode == "fast" else 4)
 
 
 def test_planted_untrained_token_is_verified_glitch(planted_model) -> None:
@@ -78,16 +78,15 @@ def test_planted_untrained_token_is_verified_glitch(planted_model) -> None:
 
 
 def test_the_full_test_lets_the_model_answer(smollm2) -> None:
-    """Word pieces the short repetition prompts under-elicit: `inalg` turns up in the model's own answer
-    ("Linalg"), ` case` is copied from quoted copies; `<|endoftext|>` is reproduced by no prompt."""
+    """Word pieces the short repetition prompts under-elicit turn up in the model's own answer (`inalg`
+    as "Linalg", ` case`); `<|endoftext|>` is reproduced by no prompt."""
     model, probe = smollm2
     ids = [model.tokenizer.token_to_id(t) for t in ("inalg", "Ġcase", "<|endoftext|>")]
     result = verify_tokens(probe, ids, "full")
     assert [Verdict(v) for v in result.verdicts[:2]] == [Verdict.NORMAL, Verdict.NORMAL], result.reasons
     assert Verdict(result.verdicts[2]) in GLITCH_VERDICTS, result.reasons[2]
     names = list(result.templates)
-    assert result.prompt_probs[0, names.index("what-means-answer")] > 0.1  # the answer writes it
-    assert result.prompt_probs[1, names.index("quoted-copies")] > 0.1
+    assert (result.prompt_probs[:2, names.index("what-means-answer")] > 0.1).all()  # the answer writes them
 
 
 def test_screening_never_calls_a_glitch_without_the_full_test(planted_model) -> None:
