@@ -240,6 +240,49 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hunt(args: argparse.Namespace) -> int:
+    """Verify `--budget` informative tokens, fit the learning detector, verify the top of its new ranking."""
+    from .core.pipeline import open_model
+    from .core.scores.detector import fit_detector, pick_to_verify
+    from .core.store.analysis_file import save_analysis
+    from .core.verify.probing import load_probe_model, verify_tokens
+    from .core.verify.verdicts import is_glitch, is_verified, summary
+
+    bars = StepBars()
+    try:
+        model = open_model(args.model, sub_progress(bars, 0.0, 0.2))
+        probe = load_probe_model(model, args.precision)
+        analysis, origin = _saved_or_new_analysis(model, args, sub_progress(bars, 0.2, 0.4))
+        verdicts = analysis.ensure_verdicts()
+        ids = pick_to_verify(analysis, args.budget, is_verified(verdicts.verdict), args.seed)
+        learn = verify_tokens(probe, ids, "fast", sub_progress(bars, 0.4, 0.8))
+        verdicts.record(learn.ids, learn.verdicts, learn.max_prob, learn.reasons)
+        detector = fit_detector(analysis, verdicts.verdict, args.check, seed=args.seed)
+        order = np.argsort(-detector.scores, kind="stable")
+        fresh = order[~is_verified(verdicts.verdict)[order] & ~analysis.known_unused[order]][: args.check]
+        check = verify_tokens(probe, fresh, "full", sub_progress(bars, 0.8, 1.0))
+        verdicts.record(check.ids, check.verdicts, check.max_prob, check.reasons)
+    finally:
+        bars.close()
+    out = sys.stdout
+    out.write(f"\nModel {model.source.display_name}: {origin}\n")
+    out.write(f"Verified {len(ids)} chosen tokens ({learn.mode}, {learn.seconds:.0f} s): {summary(learn.verdicts)}\n")
+    out.write(f"Detector fitted on {detector.n_train} decided tokens ({detector.n_glitch} glitch); largest weights: "
+              + ", ".join(f"{name} {w:+.2f}" for name, w in detector.weights) + "\n")
+    out.write(f"\nPrecision@{args.check} among held-out verified tokens (out-of-fold ranking of the same tokens):\n")
+    for name, precision in sorted(detector.held_out.items(), key=lambda item: -item[1]):
+        out.write(f"  {name:<28} {precision:.2f}\n")
+    found = int(is_glitch(check.verdicts).sum())
+    out.write(f"\nTop {len(fresh)} of the detector's new ranking, never verified before, full test: {found} glitch "
+              f"(precision {found / max(len(fresh), 1):.2f}); {summary(check.verdicts)}\n")
+    for i in fresh[is_glitch(check.verdicts)][: args.show].tolist():
+        out.write(f"{i:>7}  {_cell(analysis.table.texts[i], TOKEN_WIDTH)} P(glitch) {detector.scores[i]:.2f}\n")
+    if args.session:
+        save_analysis(analysis, args.session)
+        out.write(f"Saved the analysis and its verdicts to {args.session} (run hunt again on it to learn more)\n")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .core.store.analysis_file import load_analysis
     from .core.store.export import write_csv, write_json
@@ -334,6 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
     ver_p.add_argument("--session", type=Path,
                        help="analysis file: reused when it exists (same model), else written; verdicts are saved in it")
     ver_p.set_defaults(func=cmd_verify)
+
+    hunt_p = sub.add_parser("hunt", help="verify informative tokens, learn a detector from them, re-rank the vocabulary")
+    hunt_p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help="as for scan")
+    hunt_p.add_argument("--budget", type=int, default=300, help="tokens to verify for learning (default 300)")
+    hunt_p.add_argument("--check", type=int, default=50,
+                        help="verify this many of the new ranking's top (never verified) tokens: its precision")
+    hunt_p.add_argument("--session", type=Path,
+                        help="analysis file: reused with its verdicts when it exists, then saved (hunt again to learn more)")
+    hunt_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto")
+    hunt_p.add_argument("--clusters", "-k", type=int, default=20)
+    hunt_p.add_argument("--seed", type=int, default=0)
+    hunt_p.add_argument("--show", type=int, default=20, help="how many new glitch tokens to list")
+    hunt_p.set_defaults(func=cmd_hunt)
 
     exp_p = sub.add_parser("export", help="export tokens of a saved analysis to CSV or JSON")
     exp_p.add_argument("session", type=Path, help="an analysis file written by scan --session")
