@@ -100,3 +100,25 @@ def test_cluster_zscore_is_standardised_within_each_cluster() -> None:
         members = z[inputs.labels == c]
         assert abs(members.mean()) < 1e-6
         assert abs(members.std() - 1.0) < 1e-6
+
+
+def test_known_unused_tokens_rank_after_the_rest() -> None:
+    scores = np.array([0.1, 0.5, 0.2, 0.0, np.nan])
+    apart = np.array([False, False, False, True, False])
+    assert rank_order(scores, "low", apart).tolist() == [0, 2, 1, 4, 3]
+    assert ranks(scores, "low", apart).tolist() == [1, 3, 2, 5, 4]
+    assert rank_order(scores, "high", apart).tolist() == [1, 2, 0, 4, 3]
+
+
+def test_glitch_score_needs_its_signals_to_agree() -> None:
+    from glitchview.core.scores.indicators import GLITCH_SCORE_PARTS, combine_glitch_score
+
+    n, rng = 100, np.random.default_rng(5)
+    parts = {name: rng.permutation(n).astype(float) + 10 for name in GLITCH_SCORE_PARTS}
+    for name in parts:  # token 7 sits at the low end of every part; token 3 only of the unembedding cosine
+        parts[name][7] = 0.0
+        parts[name][3] = np.median(parts[name])
+    parts["unembedding_cosine"][3] = 1.0
+    score = combine_glitch_score(parts)
+    assert INDICATORS["glitch_score"].suspicious == "low" and rank_order(score, "low")[0] == 7
+    assert 0 < score.min() and score.max() <= 1.0 and 1 < ranks(score, "low")[3] <= 35

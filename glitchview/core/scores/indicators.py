@@ -164,8 +164,12 @@ def suspicion_percentile(scores: np.ndarray, end: Direction) -> np.ndarray:
     rank, NaN counts as least suspicious): 0.01 means "in the most suspicious 1%"."""
     from scipy.stats import rankdata
 
-    key = np.where(np.isnan(scores), np.inf, scores if end == "low" else -scores)
-    return rankdata(key, method="average") / len(scores)
+    return rankdata(_suspicion_key(scores, end), method="average") / len(scores)
+
+
+def _suspicion_key(scores: np.ndarray, end: Direction) -> np.ndarray:
+    """A key that sorts the given end first and NaN last."""
+    return np.where(np.isnan(scores), np.inf, scores if end == "low" else -scores)
 
 
 # What glitch_score combines, each from the end measured to find glitch tokens on real models, with its
@@ -194,7 +198,7 @@ def combine_glitch_score(parts: dict[str, np.ndarray]) -> np.ndarray:
 def rank_order(scores: np.ndarray, end: Direction, apart: np.ndarray | None = None) -> np.ndarray:
     """Token ids from the given end of the scale first (NaN last), stable for ties; tokens in the
     `apart` mask (known unused ones) come after all the others, in the same order among themselves."""
-    key = np.where(np.isnan(scores), np.inf, scores if end == "low" else -scores)
+    key = _suspicion_key(scores, end)
     if apart is None or not apart.any():
         return np.argsort(key, kind="stable")
     return np.lexsort((key, apart))
