@@ -97,9 +97,11 @@ def test_screening_never_calls_a_glitch_without_the_full_test(planted_model) -> 
     assert Verdict(screened.verdicts[0]) == Verdict.SUSPECT and Verdict(screened.verdicts[1]) == Verdict.NORMAL
     assert "NOT confirmed" in screened.mode
     confirmed = verify_tokens(probe, ids, "fast")
-    full = verify_tokens(probe, [new_id], "full")
-    assert confirmed.verdicts[0] == full.verdicts[0] and Verdict(full.verdicts[0]) in GLITCH_VERDICTS
-    assert confirmed.max_prob[0] == pytest.approx(full.max_prob[0], rel=1e-3)
+    suspects = np.flatnonzero(screened.verdicts == Verdict.SUSPECT)
+    full = verify_tokens(probe, np.asarray(ids)[suspects], "full")  # the same batch the confirmation runs
+    np.testing.assert_array_equal(confirmed.verdicts[suspects], full.verdicts)
+    np.testing.assert_allclose(confirmed.max_prob[suspects], full.max_prob, rtol=1e-5)
+    assert Verdict(confirmed.verdicts[0]) in GLITCH_VERDICTS
     assert confirmed.reasons[0].startswith("confirmed by the full test") and "confirmed by the full test" in confirmed.mode
 
 
