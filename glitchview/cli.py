@@ -16,7 +16,7 @@ from typing import TextIO
 import numpy as np
 
 from . import __version__
-from .core.analysis import Analysis
+from .core.analysis import DEFAULT_INDICATOR, Analysis
 from .core.errors import Cancelled, GlitchViewError
 from .core.model.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
 from .core.progress import sub_progress
@@ -127,8 +127,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     other = "high" if indicator.suspicious == "low" else "low"
     ends = [indicator.suspicious, other] if args.end == "both" else [args.end]
     for end in ends:
-        note = " (suspicious end)" if end == indicator.suspicious else " (other end)"
-        out.write(f"\nTop {args.top} by {indicator.name}, {end} end{note}: {indicator.description}\n")
+        out.write(f"\nTop {args.top} by {indicator.name}, {end} end ({indicator.end_label(end)}): "
+                  f"{indicator.description}\n")
         out.write(format_table(analysis, analysis.top(args.indicator, args.top, end), args.indicator) + "\n")
     if args.out:
         ids = analysis.top(args.indicator, args.top if args.out_top else len(analysis), ends[0])
@@ -141,21 +141,40 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def format_quality(analysis: Analysis, verdicts: np.ndarray, sample: np.ndarray, top: int) -> str:
-    from .core.verify.quality import KS, base_rate, indicator_quality
+    """The indicator-quality table (`quality_table`, as the window shows it) as fixed-width text."""
+    from .core.verify.quality import KS, quality_table
 
-    ks = [k for k in KS if k <= top] or [top]
-    rows = indicator_quality(analysis, verdicts, tuple(ks))
-    head = f"{'indicator':<24} {'end':<5}" + "".join(f"{'P@' + str(k):>9}" for k in ks) + f"{'recall':>9}{'ROC-AUC':>9}"
-    lines = [head, "-" * len(head)]
-    for q in rows:
-        cells = "".join(f"{q.precision_at[k]:>9.2f}" for k in ks)
-        lines.append(f"{q.indicator:<24} {q.end:<5}{cells}{q.recall:>9.2f}{q.roc_auc:>9.3f}")
-    lines.append(f"base rate (random sample of {len(sample)} ordinary tokens): {base_rate(verdicts, sample):.3f}")
-    return "\n".join(lines)
+    ks = tuple(k for k in KS if k <= top) or (top,)
+    table = quality_table(analysis, verdicts, ks, sample)
+    widths = [max(len(c), *(len(r[i]) for r in table.rows)) for i, c in enumerate(table.columns)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    head = line(table.columns)
+    return "\n".join([head, "-" * len(head), *(line(r) for r in table.rows), *table.notes])
+
+
+def _saved_or_new_analysis(model, args: argparse.Namespace, progress) -> tuple[Analysis, str]:
+    """The analysis to verify against: the one saved in `--session FILE` when it exists (refused if
+    it was made for another version of the model), else a new one. Returns it and where it came from."""
+    from .core.pipeline import ScanSettings, analyse
+    from .core.store.analysis_file import load_analysis
+
+    if args.session and Path(args.session).exists():
+        analysis = load_analysis(args.session)
+        if analysis.model.fingerprint != model.fingerprint:
+            raise GlitchViewError(f"{args.session} holds an analysis of another model or version (fingerprint "
+                                  f"{analysis.model.fingerprint}, the model has {model.fingerprint}); "
+                                  f"choose another --session file")
+        return analysis, f"reused the analysis saved in {args.session}"
+    analysis = analyse(model, args.model, ScanSettings(clusters=args.clusters, seed=args.seed), progress)
+    return analysis, "analysed the model"
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .core.pipeline import ScanSettings, analyse, open_model
+    from .core.model.vocab import cached_token_table
+    from .core.pipeline import open_model
     from .core.store.analysis_file import save_analysis
     from .core.store.export import write_csv, write_filter_list
     from .core.verify.probing import load_probe_model, verify_tokens
@@ -163,42 +182,54 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .core.verify.taxonomy import TAXONOMY, classify_tokens
     from .core.verify.verdicts import LABELS, Verdict, is_glitch, summary
 
+    # --ids alone needs only the model; --top, --out, --filter-list and --session need an analysis,
+    # taken from the --session file when it holds one of this model
+    needs_analysis = not args.ids or bool(args.out or args.filter_list or args.session)
     bars = StepBars()
     try:
         model = open_model(args.model, sub_progress(bars, 0.0, 0.3))
         bars(0.3, f"Load network: building {model.source.display_name} for generation")
         probe = load_probe_model(model, args.precision)  # an encoder fails here, before any work
-        analysis = analyse(model, args.model, ScanSettings(clusters=args.clusters, seed=args.seed),
-                           sub_progress(bars, 0.3, 1.0))
+        analysis, origin = _saved_or_new_analysis(model, args, sub_progress(bars, 0.3, 1.0)) if needs_analysis \
+            else (None, "no analysis needed")
+        table = analysis.table if analysis else cached_token_table(model.folder, model.fingerprint,
+                                                                   model.input_embeddings.shape[0])
         indicators = list(INDICATORS) if args.indicator == "all" else [args.indicator]
         if args.ids:
             ids, sample = np.asarray(args.ids, dtype=np.int64), np.zeros(0, dtype=np.int64)
         else:
             ids, sample = verification_ids(analysis, indicators, args.top, args.sample, args.seed)
-        result = verify_tokens(probe, ids, args.mode, progress=bars)
+        result = verify_tokens(probe, ids, args.mode, progress=bars, confirm=not args.no_confirm)
     finally:
         bars.close()
-    verdicts = analysis.ensure_verdicts()
-    verdicts.record(result.ids, result.verdicts, result.max_prob, result.reasons)
     out = sys.stdout
-    out.write(f"\nVerified {len(ids)} tokens ({args.mode} mode, {probe.dtype_name}) in {result.seconds:.1f} s: "
+    out.write(f"\nModel {model.source.display_name}: {origin}\n")
+    out.write(f"Verified {len(ids)} tokens ({result.mode}; {probe.dtype_name}) in {result.seconds:.1f} s: "
               f"{result.tokens_per_second:.1f} tokens/s\n")
     out.write(f"Verdicts: {summary(result.verdicts)}\n")
+    if args.no_confirm and (result.verdicts == Verdict.SUSPECT).any():
+        out.write("Suspects are screening results, NOT verified: run without --no-confirm for their verdict\n")
+    max_prob = dict(zip(result.ids.tolist(), result.max_prob.tolist()))
     glitch = result.ids[is_glitch(result.verdicts)]
-    glitch = glitch[np.argsort(verdicts.max_prob[glitch], kind="stable")]
+    glitch = glitch[np.argsort([max_prob[i] for i in glitch.tolist()], kind="stable")]
+    verdict_of = dict(zip(result.ids.tolist(), result.verdicts.tolist()))
+    reason_of = dict(zip(result.ids.tolist(), result.reasons))
     shown = glitch[: args.show]
     out.write(f"\nVerified glitch tokens (lowest probability first, {len(glitch)} in all):\n")
-    for i, code in zip(shown, classify_tokens(analysis.table, shown)):
-        out.write(f"{i:>7}  {_cell(analysis.table.texts[i], TOKEN_WIDTH)} {verdicts.max_prob[i]:>10.3g}  "
-                  f"{LABELS[verdicts.verdict[i]]:<14} {TAXONOMY[code]}\n")
-    crashes = result.ids[result.verdicts == Verdict.CRASH]
-    for i in crashes[: args.show]:
-        out.write(f"crash {i}: {verdicts.reasons[i]}\n")
+    for i, code in zip(shown.tolist(), classify_tokens(table, shown)):
+        out.write(f"{i:>7}  {_cell(table.texts[i], TOKEN_WIDTH)} {max_prob[i]:>10.3g}  "
+                  f"{LABELS[verdict_of[i]]:<14} {TAXONOMY[code]}\n")
+    for i in result.ids[result.verdicts == Verdict.CRASH][: args.show].tolist():
+        out.write(f"crash {i}: {reason_of[i]}\n")
+    if analysis is None:
+        return 0
+    verdicts = analysis.ensure_verdicts()
+    verdicts.record(result.ids, result.verdicts, result.max_prob, result.reasons)
     if not args.ids:
         out.write(f"\nIndicator quality against these verdicts (top {args.top} of each indicator verified):\n")
         out.write(format_quality(analysis, verdicts.verdict, sample, args.top) + "\n")
     if args.out:
-        rows = write_csv(analysis, args.out, result.ids, indicators[0])
+        rows = write_csv(analysis, args.out, result.ids, indicators[0] if args.indicator != "all" else DEFAULT_INDICATOR)
         out.write(f"\nWrote {rows} verified tokens to {args.out}\n")
     if args.filter_list:
         listed = write_filter_list(analysis, args.filter_list)
@@ -209,12 +240,55 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hunt(args: argparse.Namespace) -> int:
+    """Verify `--budget` informative tokens, fit the learning detector, verify the top of its new ranking."""
+    from .core.pipeline import open_model
+    from .core.scores.detector import fit_detector, pick_to_verify
+    from .core.store.analysis_file import save_analysis
+    from .core.verify.probing import load_probe_model, verify_tokens
+    from .core.verify.verdicts import is_glitch, is_verified, summary
+
+    bars = StepBars()
+    try:
+        model = open_model(args.model, sub_progress(bars, 0.0, 0.2))
+        probe = load_probe_model(model, args.precision)
+        analysis, origin = _saved_or_new_analysis(model, args, sub_progress(bars, 0.2, 0.4))
+        verdicts = analysis.ensure_verdicts()
+        ids = pick_to_verify(analysis, args.budget, is_verified(verdicts.verdict), args.seed)
+        learn = verify_tokens(probe, ids, "fast", sub_progress(bars, 0.4, 0.8))
+        verdicts.record(learn.ids, learn.verdicts, learn.max_prob, learn.reasons)
+        detector = fit_detector(analysis, verdicts.verdict, args.check, seed=args.seed)
+        order = np.argsort(-detector.scores, kind="stable")
+        fresh = order[~is_verified(verdicts.verdict)[order] & ~analysis.known_unused[order]][: args.check]
+        check = verify_tokens(probe, fresh, "full", sub_progress(bars, 0.8, 1.0))
+        verdicts.record(check.ids, check.verdicts, check.max_prob, check.reasons)
+    finally:
+        bars.close()
+    out = sys.stdout
+    out.write(f"\nModel {model.source.display_name}: {origin}\n")
+    out.write(f"Verified {len(ids)} chosen tokens ({learn.mode}, {learn.seconds:.0f} s): {summary(learn.verdicts)}\n")
+    out.write(f"Detector fitted on {detector.n_train} decided tokens ({detector.n_glitch} glitch); largest weights: "
+              + ", ".join(f"{name} {w:+.2f}" for name, w in detector.weights) + "\n")
+    out.write(f"\nPrecision@{args.check} among held-out verified tokens (out-of-fold ranking of the same tokens):\n")
+    for name, precision in sorted(detector.held_out.items(), key=lambda item: -item[1]):
+        out.write(f"  {name:<28} {precision:.2f}\n")
+    found = int(is_glitch(check.verdicts).sum())
+    out.write(f"\nTop {len(fresh)} of the detector's new ranking, never verified before, full test: {found} glitch "
+              f"(precision {found / max(len(fresh), 1):.2f}); {summary(check.verdicts)}\n")
+    for i in fresh[is_glitch(check.verdicts)][: args.show].tolist():
+        out.write(f"{i:>7}  {_cell(analysis.table.texts[i], TOKEN_WIDTH)} P(glitch) {detector.scores[i]:.2f}\n")
+    if args.session:
+        save_analysis(analysis, args.session)
+        out.write(f"Saved the analysis and its verdicts to {args.session} (run hunt again on it to learn more)\n")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .core.store.analysis_file import load_analysis
     from .core.store.export import write_csv, write_json
 
     analysis = load_analysis(args.session)
-    indicator = args.indicator or analysis.settings.get("indicator", "cluster_distance")
+    indicator = args.indicator or analysis.settings.get("indicator", DEFAULT_INDICATOR)
     if indicator not in analysis.scores:
         raise GlitchViewError(f"the analysis has no indicator '{indicator}'")
     if args.flagged:
@@ -244,7 +318,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_indicators(args: argparse.Namespace) -> int:
     for ind in INDICATORS.values():
-        print(f"{ind.name:<24} suspicious: {ind.suspicious:<5} {ind.description}")
+        recommended = " (recommended, the default)" if ind.name == DEFAULT_INDICATOR else ""
+        print(f"{ind.name:<24} suspicious: {ind.suspicious:<5} {ind.description}{recommended}")
+        for label in ind.ends.values():
+            print(f"{'':<37}{label}")
     return 0
 
 
@@ -259,8 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan_p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                         help=f"demo name ({', '.join(DEMO_MODELS)}), a Hugging Face folder or a .gguf file")
     scan_p.add_argument("--clusters", "-k", type=int, default=20, help="k-means clusters (default 20)")
-    scan_p.add_argument("--indicator", default="cluster_distance", choices=list(INDICATORS),
-                        help="indicator to rank by (default cluster_distance, the seed's score)")
+    scan_p.add_argument("--indicator", default=DEFAULT_INDICATOR, choices=list(INDICATORS),
+                        help=f"indicator to rank by (default {DEFAULT_INDICATOR}, the recommended score; "
+                             f"cluster_distance is the seed's)")
     scan_p.add_argument("--end", choices=["low", "high", "both"], default="both",
                         help="which end of the indicator to list (default both, suspicious end first; "
                              "the CSV is ranked from the first)")
@@ -281,9 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="whose top N to verify (default all, which also measures each indicator)")
     ver_p.add_argument("--sample", type=int, default=100,
                        help="also verify this many random ordinary tokens, the base rate (default 100)")
-    ver_p.add_argument("--ids", type=_parse_ids, help="verify exactly these token ids instead")
+    ver_p.add_argument("--ids", type=_parse_ids,
+                       help="verify exactly these token ids instead (needs only the model: no analysis is run "
+                            "unless --out, --filter-list or --session asks for one)")
     ver_p.add_argument("--mode", choices=["full", "fast"], default="full",
-                       help="full: three repetition prompts; fast: one short screening prompt")
+                       help="full: the repetition prompts; fast: one short screening prompt, whose suspects "
+                            "then get the full test (see --no-confirm)")
+    ver_p.add_argument("--no-confirm", action="store_true",
+                       help="fast mode: skip the full test of the suspects (they stay 'suspect', unverified)")
     ver_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                        help="network precision (auto: bfloat16 where the CPU has bf16 matrix units)")
     ver_p.add_argument("--clusters", "-k", type=int, default=20)
@@ -291,8 +374,22 @@ def build_parser() -> argparse.ArgumentParser:
     ver_p.add_argument("--show", type=int, default=20, help="how many glitch tokens to list (default 20)")
     ver_p.add_argument("--out", type=Path, help="write the verified tokens to this CSV")
     ver_p.add_argument("--filter-list", type=Path, help="write the verified glitch tokens as a JSON filter list")
-    ver_p.add_argument("--session", type=Path, help="save the analysis with its verdicts")
+    ver_p.add_argument("--session", type=Path,
+                       help="analysis file: reused when it exists (same model), else written; verdicts are saved in it")
     ver_p.set_defaults(func=cmd_verify)
+
+    hunt_p = sub.add_parser("hunt", help="verify informative tokens, learn a detector from them, re-rank the vocabulary")
+    hunt_p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help="as for scan")
+    hunt_p.add_argument("--budget", type=int, default=300, help="tokens to verify for learning (default 300)")
+    hunt_p.add_argument("--check", type=int, default=50,
+                        help="verify this many of the new ranking's top (never verified) tokens: its precision")
+    hunt_p.add_argument("--session", type=Path,
+                        help="analysis file: reused with its verdicts when it exists, then saved (hunt again to learn more)")
+    hunt_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto")
+    hunt_p.add_argument("--clusters", "-k", type=int, default=20)
+    hunt_p.add_argument("--seed", type=int, default=0)
+    hunt_p.add_argument("--show", type=int, default=20, help="how many new glitch tokens to list")
+    hunt_p.set_defaults(func=cmd_hunt)
 
     exp_p = sub.add_parser("export", help="export tokens of a saved analysis to CSV or JSON")
     exp_p.add_argument("session", type=Path, help="an analysis file written by scan --session")

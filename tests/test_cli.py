@@ -60,3 +60,36 @@ def test_python_dash_m_and_bad_gguf_in_a_real_process(tmp_path: Path) -> None:
     listing = subprocess.run([sys.executable, "-m", "glitchview", "models"], capture_output=True, text=True,
                              timeout=60)
     assert listing.returncode == 0 and "smollm2" in listing.stdout and "(default)" in listing.stdout
+
+
+def test_the_recommended_score_is_the_default(tiny_hf: TinyModel, capsys) -> None:
+    from glitchview.cli import build_parser
+    from glitchview.core.analysis import DEFAULT_INDICATOR
+    from glitchview.core.pipeline import ScanSettings
+
+    assert build_parser().parse_args(["scan"]).indicator == "glitch_score" == DEFAULT_INDICATOR
+    assert ScanSettings().indicator == "glitch_score"
+    assert main(["scan", str(tiny_hf.path), "-k", "4", "--top", "3"]) == 0
+    assert "Top 3 by glitch_score, low end (suspicious end)" in capsys.readouterr().out
+    assert main(["indicators"]) == 0
+    listing = capsys.readouterr().out
+    assert "glitch_score" in listing and "(recommended, the default)" in listing
+    assert "low end: the knot" in listing and "high end: the seed's direction" in listing
+
+
+def test_verify_ids_needs_only_the_model(tiny_hf: TinyModel, capsys) -> None:
+    assert main(["verify", str(tiny_hf.path), "--ids", "1,2,3", "--mode", "fast"]) == 0
+    captured = capsys.readouterr()
+    assert "Verify (fast)" in captured.err and "Load model" in captured.err
+    assert "Clustering" not in captured.err and "Indicators" not in captured.err  # no analysis step ran
+    assert "no analysis needed" in captured.out and "Verdicts:" in captured.out
+
+
+def test_verify_top_reuses_the_saved_analysis(tiny_hf: TinyModel, tmp_path: Path, capsys) -> None:
+    session = tmp_path / "t.gva.npz"
+    assert main(["scan", str(tiny_hf.path), "-k", "4", "--session", str(session)]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(tiny_hf.path), "--top", "3", "--sample", "2", "--session", str(session)]) == 0
+    captured = capsys.readouterr()
+    assert "Clustering" not in captured.err and f"reused the analysis saved in {session}" in captured.out
+    assert "P@" in captured.out and "unverified@" in captured.out

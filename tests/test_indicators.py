@@ -26,8 +26,8 @@ def _inputs(matrix: np.ndarray, unembedding: np.ndarray | None = None,
                          np.array([], dtype=np.int64) if reference is None else reference)
 
 
-def _first(scores: np.ndarray, name: str, count: int) -> set[int]:
-    return set(rank_order(scores, INDICATORS[name].suspicious)[:count].tolist())
+def _first(scores: np.ndarray, name: str, count: int, end: str | None = None) -> set[int]:
+    return set(rank_order(scores, end or INDICATORS[name].suspicious)[:count].tolist())
 
 
 def test_every_indicator_declares_direction_and_description() -> None:
@@ -44,7 +44,7 @@ def test_far_from_own_centre_ranks_first(name: str) -> None:
     planted = np.array([10, 200, 1234])
     matrix[planted] += RNG.normal(0, 1, size=(3, D)).astype(np.float32) * 6  # pushed off their blob
     scores = compute_all(_inputs(matrix), [name])[name]
-    assert _first(scores, name, 3) == set(planted.tolist())
+    assert _first(scores, name, 3, "high") == set(planted.tolist())  # the seed's end
 
 
 def test_nearest_the_global_centroid_ranks_first() -> None:
@@ -100,3 +100,25 @@ def test_cluster_zscore_is_standardised_within_each_cluster() -> None:
         members = z[inputs.labels == c]
         assert abs(members.mean()) < 1e-6
         assert abs(members.std() - 1.0) < 1e-6
+
+
+def test_known_unused_tokens_rank_after_the_rest() -> None:
+    scores = np.array([0.1, 0.5, 0.2, 0.0, np.nan])
+    apart = np.array([False, False, False, True, False])
+    assert rank_order(scores, "low", apart).tolist() == [0, 2, 1, 4, 3]
+    assert ranking(scores, "low", apart).rank.tolist() == [1, 3, 2, 5, 4]
+    assert rank_order(scores, "high", apart).tolist() == [1, 2, 0, 4, 3]
+
+
+def test_glitch_score_needs_its_signals_to_agree() -> None:
+    from glitchview.core.scores.indicators import GLITCH_SCORE_PARTS, combine_glitch_score
+
+    n, rng = 100, np.random.default_rng(5)
+    parts = {name: rng.permutation(n).astype(float) + 10 for name in GLITCH_SCORE_PARTS}
+    for name in parts:  # token 7 sits at the low end of every part; token 3 only of the unembedding cosine
+        parts[name][7] = 0.0
+        parts[name][3] = np.median(parts[name])
+    parts["unembedding_cosine"][3] = 1.0
+    score = combine_glitch_score(parts)
+    assert INDICATORS["glitch_score"].suspicious == "low" and rank_order(score, "low")[0] == 7
+    assert 0 < score.min() and score.max() <= 1.0 and 1 < ranking(score, "low").rank[3] <= 35

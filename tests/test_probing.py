@@ -16,11 +16,11 @@ from glitchview.core.pipeline import open_model, scan
 from glitchview.core.progress import CancelToken
 from glitchview.core.verify.generation import Generated, GenerationSettings, behaviour_verdict, generate, output_metrics
 from glitchview.core.verify.probing import NotGenerativeError, ProbeModel, load_probe_model, verify_tokens
-from glitchview.core.verify.quality import indicator_quality, roc_auc
+from glitchview.core.verify.quality import indicator_quality, quality_table, roc_auc
 from glitchview.core.verify.taxonomy import TAXONOMY, classify_tokens
 from glitchview.core.verify.templates import SLOT, encode_template, fill
+from glitchview.core.verify.verdicts import GLITCH_VERDICTS, Verdict
 from glitchview.core.verify.verdicts import LABELS as VERDICTS
-from glitchview.core.verify.verdicts import Verdict
 
 PLANTED_TEXT = "zqxglitchplant"
 
@@ -64,7 +64,7 @@ def test_ordinary_tokens_are_not_glitches(smollm2) -> None:
         result = verify_tokens(probe, ids, mode)
         assert [VERDICTS[v] for v in result.verdicts] == ["normal", "normal"], result.reasons
         assert (result.max_prob > 0.1).all()
-        assert result.prompt_probs.shape == (2, 1 if mode == "fast" else 3)
+        assert result.prompt_probs.shape == (2, 1 if mode == "fast" else 4)
 
 
 def test_planted_untrained_token_is_verified_glitch(planted_model) -> None:
@@ -75,6 +75,34 @@ def test_planted_untrained_token_is_verified_glitch(planted_model) -> None:
     assert VERDICTS[result.verdicts[0]] in ("glitch", "strong_glitch"), result.reasons[0]
     assert result.max_prob[0] < 0.01 and "max P(token)" in result.reasons[0]
     assert VERDICTS[result.verdicts[1]] == "normal"
+
+
+def test_the_full_test_lets_the_model_answer(smollm2) -> None:
+    """Word pieces the short repetition prompts under-elicit turn up in the model's own answer (`inalg`
+    as "Linalg", ` case`); `<|endoftext|>` is reproduced by no prompt."""
+    model, probe = smollm2
+    ids = [model.tokenizer.token_to_id(t) for t in ("inalg", "Ġcase", "<|endoftext|>")]
+    result = verify_tokens(probe, ids, "full")
+    assert [Verdict(v) for v in result.verdicts[:2]] == [Verdict.NORMAL, Verdict.NORMAL], result.reasons
+    assert Verdict(result.verdicts[2]) in GLITCH_VERDICTS, result.reasons[2]
+    names = list(result.templates)
+    assert (result.prompt_probs[:2, names.index("what-means-answer")] > 0.1).all()  # the answer writes them
+
+
+def test_screening_never_calls_a_glitch_without_the_full_test(planted_model) -> None:
+    model, probe, new_id = planted_model
+    ids = [new_id, model.tokenizer.token_to_id("Ġthe"), 0]  # planted, ordinary, <|endoftext|>
+    screened = verify_tokens(probe, ids, "fast", confirm=False)
+    assert not np.isin(screened.verdicts, GLITCH_VERDICTS).any()
+    assert Verdict(screened.verdicts[0]) == Verdict.SUSPECT and Verdict(screened.verdicts[1]) == Verdict.NORMAL
+    assert "NOT confirmed" in screened.mode
+    confirmed = verify_tokens(probe, ids, "fast")
+    suspects = np.flatnonzero(screened.verdicts == Verdict.SUSPECT)
+    full = verify_tokens(probe, np.asarray(ids)[suspects], "full")  # the same batch the confirmation runs
+    np.testing.assert_array_equal(confirmed.verdicts[suspects], full.verdicts)
+    np.testing.assert_allclose(confirmed.max_prob[suspects], full.max_prob, rtol=1e-5)
+    assert Verdict(confirmed.verdicts[0]) in GLITCH_VERDICTS
+    assert confirmed.reasons[0].startswith("confirmed by the full test") and "confirmed by the full test" in confirmed.mode
 
 
 def test_prompts_hold_the_exact_ids_for_tokens_that_do_not_round_trip(smollm2) -> None:
@@ -153,6 +181,26 @@ def test_taxonomy_and_indicator_quality_on_a_tiny_model(tiny_hf: TinyModel) -> N
     assert quality["norm"].recall == 1.0 and quality["norm"].verified_at[50] == 50
     assert roc_auc(np.array([3.0, 2.0, 1.0, 0.0]), np.array([True, True, False, False])) == 1.0
     assert roc_auc(np.array([1.0, 1.0]), np.array([True, False])) == 0.5
+
+
+def test_precision_counts_every_token_of_the_top_k(tiny_hf: TinyModel) -> None:
+    from glitchview.cli import format_quality
+
+    _, analysis = scan(str(tiny_hf.path))
+    order = analysis.order("norm")
+    verdicts = np.full(len(analysis), Verdict.UNVERIFIED, dtype=np.int8)
+    for (lo, hi), verdict in {(0, 4): Verdict.GLITCH, (4, 6): Verdict.UNCERTAIN, (6, 8): Verdict.SUSPECT,
+                              (8, 10): Verdict.NORMAL}.items():
+        verdicts[order[lo:hi]] = verdict
+    q = {q.indicator: q for q in indicator_quality(analysis, verdicts, (10, 20))}["norm"]
+    assert q.precision_at[10] == pytest.approx(0.4)  # uncertain, suspect and unverified count as not glitch
+    assert (q.verified_at[10], q.uncertain_at[10], q.unverified_at[10]) == (6, 2, 2)
+    assert q.precision_at[20] == pytest.approx(0.2) and q.unverified_at[20] == 12
+    table = quality_table(analysis, verdicts, (10,), order[8:10])
+    assert next(r for r in table.rows if r[0] == "norm")[2:6] == ["0.40", "6", "2", "2"]
+    assert table.columns[2:6] == ["P@10", "verified@10", "uncertain@10", "unverified@10"]
+    text = format_quality(analysis, verdicts, order[8:10], 10)
+    assert "unverified@10" in text and "count as not glitch" in text
 
 
 def test_verdicts_are_saved_and_exported(smollm2, tmp_path: Path) -> None:

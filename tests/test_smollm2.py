@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from analysis_checks import assert_same_analysis
 
-from glitchview.core.scores.indicators import INDICATORS, ranks
+from glitchview.core.scores.indicators import INDICATORS, ranking
 from glitchview.core.store.analysis_file import load_analysis, save_analysis
 from glitchview.core.store.export import read_token_bytes, write_csv
 
@@ -36,7 +36,7 @@ def test_reference_tokens_sit_at_the_extreme_of_unembedding_cosine(smollm2_scan)
     _, analysis = smollm2_scan
     ref = analysis.reference.ids
     assert len(ref) > 0
-    rank = ranks(analysis.scores["unembedding_cosine"], "low")
+    rank = ranking(analysis.scores["unembedding_cosine"], "low").rank
     assert rank[ref].max() <= 0.01 * len(analysis)  # all within the lowest 1%
 
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .model.vocab import TokenTable
-from .scores.indicators import INDICATORS, Direction, Ranking, ranking
+from .model.vocab import KNOWN_UNUSED, TokenTable
+from .scores.indicators import GLITCH_SCORE_PARTS, INDICATORS, Direction, Ranking, combine_glitch_score, ranking
 from .scores.reference import ReferenceSet
 from .verify import verdicts as verdict_codes
 from .verify.verdicts import Verdict
 
-DEFAULT_INDICATOR = "cluster_distance"
+DEFAULT_INDICATOR = "glitch_score"  # the recommended score: what the window, table, map and export follow
 
 
 @dataclass
@@ -85,6 +85,10 @@ class Analysis:
     # their scores are the same arrays)
     rankings: dict[tuple[str, str], Ranking] = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if "glitch_score" not in self.scores and all(name in self.scores for name in GLITCH_SCORE_PARTS):
+            self.scores["glitch_score"] = combine_glitch_score(self.scores)  # saved before it existed
+
     def __len__(self) -> int:
         return len(self.table)
 
@@ -96,12 +100,18 @@ class Analysis:
             self.verdicts = Verdicts.empty(len(self))
         return self.verdicts
 
+    @property
+    def known_unused(self) -> np.ndarray:
+        """Tokens of the category known_unused: ranked after the discoveries by every ranking."""
+        return self.table.category == KNOWN_UNUSED
+
     def ranking(self, indicator: str, end: Direction | None = None) -> Ranking:
-        """The tokens ordered from the given end (default: the suspicious end) of an indicator, and
-        each token's rank; the one place ranks are computed."""
+        """The tokens ordered from the given end (default: the suspicious end) of an indicator, the
+        known unused ones after all the others (so that discoveries are not buried under `<unusedN>`
+        rows), and each token's rank; the one place ranks are computed."""
         key = (indicator, end or self.suspicious_end(indicator))
         if key not in self.rankings:
-            self.rankings[key] = ranking(self.scores[indicator], key[1])
+            self.rankings[key] = ranking(self.scores[indicator], key[1], self.known_unused)
         return self.rankings[key]
 
     def top(self, indicator: str, n: int, end: Direction | None = None) -> np.ndarray:

@@ -25,10 +25,15 @@ from .sources import cache_root
 
 CATEGORIES: tuple[str, ...] = (
     "special", "byte_fragment", "whitespace", "digits", "punctuation", "emoji", "cjk",
-    "code_identifier", "latin_word", "non_latin", "mixed", "no_token",
-)
+    "code_identifier", "latin_word", "non_latin", "mixed", "no_token", "known_unused",
+)  # appended only: analysis files store the index
+KNOWN_UNUSED = CATEGORIES.index("known_unused")
 FLAGS: tuple[str, ...] = ("special", "control", "byte", "partial_utf8", "unreachable", "whitespace", "no_token")
 
+# Known unused: named as unused/reserved, or a single byte that never occurs in valid UTF-8. These are
+# under-trained by construction (Gemma-3 has 6,242 `<unusedN>`), so they are shown apart from discoveries.
+_UNUSED_NAME = regex.compile(r"[<\[]\|?(?:unused|reserved)[\w]*?\d+\|?[>\]]", regex.IGNORECASE)
+NEVER_IN_UTF8 = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])
 _BYTE_FALLBACK = regex.compile(r"<0x([0-9A-Fa-f]{2})>")
 _CONTROL = regex.compile(r"[\p{Cc}\p{Cf}\p{Cs}\p{Co}]")
 _DIGITS = regex.compile(r"\p{N}+")
@@ -41,7 +46,7 @@ _LETTER = regex.compile(r"\p{L}")
 _NON_LATIN_LETTER = regex.compile(r"(?!\p{Latin})\p{L}")
 _WORDPIECE_ANCHORS = ("0", "x", "q")
 BATCH = 2048
-TABLE_CACHE_VERSION = 1
+TABLE_CACHE_VERSION = 2  # 2: the known_unused category
 
 
 @dataclass
@@ -96,9 +101,23 @@ def _piece_bytes(pieces: list[str], special: np.ndarray, tokenizer_kind: str, by
     return out
 
 
+def unused_name_mask(pieces: list[str]) -> np.ndarray:
+    """Tokens named as unused or reserved: `<unused12>`, `[unused3]`, `<|reserved_special_token_7|>`."""
+    return np.fromiter((_UNUSED_NAME.fullmatch(p) is not None for p in pieces), dtype=bool, count=len(pieces))
+
+
+def invalid_byte_mask(token_bytes: list[bytes], byte_flag: np.ndarray) -> np.ndarray:
+    """Single-byte tokens for bytes that never occur in valid UTF-8 (0xC0, 0xC1, 0xF5-0xFF)."""
+    single = np.fromiter((len(b) == 1 and b[0] in NEVER_IN_UTF8 for b in token_bytes), dtype=bool,
+                         count=len(token_bytes))
+    return single & byte_flag
+
+
 def _categorise(text: str, flags: dict[str, bool]) -> int:
     if flags["no_token"]:
         return CATEGORIES.index("no_token")
+    if flags["known_unused"]:
+        return KNOWN_UNUSED
     if flags["special"]:
         return CATEGORIES.index("special")
     if flags["byte"] or flags["partial_utf8"]:
@@ -176,8 +195,10 @@ def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
 
     flags = {"special": special, "control": control, "byte": byte_piece, "partial_utf8": partial,
              "unreachable": unreachable, "whitespace": whitespace, "no_token": no_token}
+    unused = unused_name_mask(pieces) | invalid_byte_mask(token_bytes, byte_piece)
     category = np.fromiter(
-        (_categorise(texts[i], {name: bool(flags[name][i]) for name in FLAGS}) for i in range(n_rows)),
+        (_categorise(texts[i], {"known_unused": bool(unused[i]), **{name: bool(flags[name][i]) for name in FLAGS}})
+         for i in range(n_rows)),
         dtype=np.int8, count=n_rows)
     return TokenTable(pieces, texts, token_bytes, flags, category, vocab_size)
 

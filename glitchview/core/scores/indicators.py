@@ -8,7 +8,7 @@ on some models."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import numpy as np
@@ -27,6 +27,7 @@ class ScoringInputs:
     labels: np.ndarray
     centers: np.ndarray
     reference_ids: np.ndarray
+    computed: dict[str, np.ndarray] = field(default_factory=dict)  # indicators already computed on these inputs
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,21 @@ class Indicator:
     suspicious: Direction
     description: str
     compute: Callable[[ScoringInputs], np.ndarray]
+    ends: dict[str, str] = field(default_factory=dict)  # what each end of the scale shows, where measured
+
+    def end_label(self, end: Direction) -> str:
+        """'suspicious end' / 'other end', or what that end is measured to show."""
+        return self.ends.get(end, "suspicious end" if end == self.suspicious else "other end")
 
 
 INDICATORS: dict[str, Indicator] = {}
 
 
-def indicator(name: str, suspicious: Direction, description: str) -> Callable:
-    """Register an indicator function under `name`."""
+def indicator(name: str, suspicious: Direction, description: str, ends: dict[str, str] | None = None) -> Callable:
+    """Register an indicator function under `name` (`ends` labels what each end shows)."""
 
     def register(func: Callable[[ScoringInputs], np.ndarray]) -> Callable[[ScoringInputs], np.ndarray]:
-        INDICATORS[name] = Indicator(name, suspicious, description, func)
+        INDICATORS[name] = Indicator(name, suspicious, description, func, dict(ends or {}))
         return func
 
     return register
@@ -80,9 +86,11 @@ def own_center_distance(embeddings: np.ndarray, labels: np.ndarray, centers: np.
     return distances_to(embeddings, centers)[np.arange(len(labels)), labels]
 
 
-@indicator("cluster_distance", "high",
-           "distance to its own k-means centre (the seed's score; a tight knot of barely trained "
-           "tokens shows at the low end)")
+@indicator("cluster_distance", "low",
+           "distance to its own k-means centre (the seed's score, which ranks its high end first); on real "
+           "models the glitch tokens sit at the low end, in the tight knot barely trained rows form",
+           ends={"low": "low end: the knot of barely trained tokens (finds glitch tokens on Gemma-3 and SmolLM2)",
+                 "high": "high end: the seed's direction (finds none of Gemma-3's verified list in its top 2%)"})
 def cluster_distance(inputs: ScoringInputs) -> np.ndarray:
     return own_center_distance(inputs.embeddings, inputs.labels, inputs.centers)
 
@@ -139,26 +147,71 @@ def unembedding_cosine_pc1(inputs: ScoringInputs) -> np.ndarray:
     return _cosine_distance_to_reference(first_component_removed(inputs.unembedding), inputs.reference_ids)
 
 
+def computed(inputs: ScoringInputs, name: str) -> np.ndarray:
+    """One indicator on these inputs, computed once (indicators built on others reuse them)."""
+    if name not in inputs.computed:
+        inputs.computed[name] = np.asarray(INDICATORS[name].compute(inputs), dtype=np.float64)
+    return inputs.computed[name]
+
+
 def compute_all(inputs: ScoringInputs, names: list[str] | None = None) -> dict[str, np.ndarray]:
     """Compute the named indicators (all by default) as float64 arrays."""
-    return {name: np.asarray(INDICATORS[name].compute(inputs), dtype=np.float64)
-            for name in (names or list(INDICATORS))}
+    return {name: computed(inputs, name) for name in (names or list(INDICATORS))}
 
 
-def rank_order(scores: np.ndarray, end: Direction) -> np.ndarray:
-    """Token ids from the given end of the scale first (NaN last), stable for ties."""
-    key = np.where(np.isnan(scores), np.inf, scores if end == "low" else -scores)
-    return np.argsort(key, kind="stable")
+def suspicion_percentile(scores: np.ndarray, end: Direction) -> np.ndarray:
+    """Each token's rank from the suspicious `end` as a fraction in (0, 1] (ties share their mean
+    rank, NaN counts as least suspicious): 0.01 means "in the most suspicious 1%"."""
+    from scipy.stats import rankdata
+
+    return rankdata(_suspicion_key(scores, end), method="average") / len(scores)
+
+
+def _suspicion_key(scores: np.ndarray, end: Direction) -> np.ndarray:
+    """A key that sorts the given end first and NaN last."""
+    return np.where(np.isnan(scores), np.inf, scores if end == "low" else -scores)
+
+
+# What glitch_score combines, each from the end measured to find glitch tokens on real models, with its
+# weight (bench/bench_truth.py measures the combination; README gives the figures).
+GLITCH_SCORE_PARTS: dict[str, tuple[Direction, float]] = {
+    "unembedding_cosine": ("low", 2.0),
+    "cluster_distance": ("low", 1.0),
+    "centroid_distance": ("low", 1.0),
+}
+
+
+@indicator("glitch_score", "low",
+           "recommended: weighted mean of the suspicion percentiles of unembedding_cosine (x2) and the low "
+           "ends of cluster_distance and centroid_distance; 0.01 = among the most suspicious 1%")
+def glitch_score(inputs: ScoringInputs) -> np.ndarray:
+    return combine_glitch_score({name: computed(inputs, name) for name in GLITCH_SCORE_PARTS})
+
+
+def combine_glitch_score(parts: dict[str, np.ndarray]) -> np.ndarray:
+    """glitch_score from its parts' values (so an analysis saved before it existed can derive it)."""
+    total = sum(weight for _, weight in GLITCH_SCORE_PARTS.values())
+    return sum(weight * suspicion_percentile(parts[name], end)
+               for name, (end, weight) in GLITCH_SCORE_PARTS.items()) / total
+
+
+def rank_order(scores: np.ndarray, end: Direction, apart: np.ndarray | None = None) -> np.ndarray:
+    """Token ids from the given end of the scale first (NaN last), stable for ties; tokens in the
+    `apart` mask (known unused ones) come after all the others, in the same order among themselves."""
+    key = _suspicion_key(scores, end)
+    if apart is None or not apart.any():
+        return np.argsort(key, kind="stable")
+    return np.lexsort((key, apart))
 
 
 @dataclass(frozen=True)
 class Ranking:
-    order: np.ndarray  # token ids from the chosen end first (NaN last)
-    rank: np.ndarray  # 1-based rank of every token counted from that end
+    order: np.ndarray  # token ids from the chosen end first (NaN and the `apart` tokens last)
+    rank: np.ndarray  # 1-based rank of every token in that order
 
 
-def ranking(scores: np.ndarray, end: Direction) -> Ranking:
-    order = rank_order(scores, end)
+def ranking(scores: np.ndarray, end: Direction, apart: np.ndarray | None = None) -> Ranking:
+    order = rank_order(scores, end, apart)
     rank = np.empty(len(scores), dtype=np.int64)
     rank[order] = np.arange(1, len(scores) + 1)
     return Ranking(order, rank)

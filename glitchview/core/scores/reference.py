@@ -15,13 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import regex
 
-from ..model.vocab import TokenTable
+from ..model.vocab import TokenTable, invalid_byte_mask, unused_name_mask
 
-_UNUSED_NAME = regex.compile(r"[<\[]\|?(?:unused|reserved)[\w]*?\d+\|?[>\]]", regex.IGNORECASE)
 FALLBACK_SIZE = 16
-_NEVER_IN_UTF8 = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])
 
 
 @dataclass(frozen=True)
@@ -41,10 +38,8 @@ def choose_reference(table: TokenTable, center_distance: np.ndarray,
         if bad.size:
             raise ValueError(f"reference ids out of range 0..{n - 1}: {bad[:5].tolist()}")
         return ReferenceSet(ids, f"user-chosen ids ({ids.size} tokens)")
-    named = np.fromiter((_UNUSED_NAME.fullmatch(p) is not None for p in table.pieces), dtype=bool, count=n)
-    invalid_byte = np.fromiter(
-        (len(b) == 1 and b[0] in _NEVER_IN_UTF8 for b in table.token_bytes), dtype=bool, count=n
-    ) & table.flags["byte"]
+    named = unused_name_mask(table.pieces)
+    invalid_byte = invalid_byte_mask(table.token_bytes, table.flags["byte"])
     no_token = table.flags["no_token"]
     parts = [(named, "unused/reserved names"), (invalid_byte, "bytes never in UTF-8"),
              (no_token, "rows without a token")]

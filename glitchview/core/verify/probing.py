@@ -7,8 +7,9 @@ Below 0.01 the token is a verified glitch token (below 0.001: strong); above 0.1
 A batch that raises is retried token by token, and a token whose forward pass raises gets the
 verdict `crash` with the message; the run goes on.
 
-Modes: `full` uses the three shipped repetition prompts (about 450 tokens on SmolLM2); `fast`
-screens with one short prompt. On CPUs with bfloat16 matrix units (AMX, AVX512-BF16) the model
+Modes: `full` uses the shipped repetition prompts; `fast` screens with one short prompt and can only
+say `normal` or `suspect`: the suspects then get the full test (unless explicitly skipped), so every
+`glitch` verdict comes from the full test. On CPUs with bfloat16 matrix units (AMX, AVX512-BF16) the model
 runs in bfloat16, else float32."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..errors import GlitchViewError
 from ..model.loading import LoadedModel
-from ..progress import CancelToken, ProgressFn, no_progress
+from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .templates import default_templates, encode_template, fill, repetition_text
 from .verdicts import GLITCH_BELOW, REJECT_ABOVE, STRONG_BELOW, Verdict
 
@@ -37,7 +38,7 @@ class ProbeMode:
 
 
 MODES = {
-    "full": ProbeMode("full", 3, ("repeat-device", "what-means", "repeat-after-me"), 3, 32),
+    "full": ProbeMode("full", 3, ("repeat-device", "what-means", "repeat-after-me", "what-means-answer"), 3, 32),
     "fast": ProbeMode("fast", 3, ("repeat-device",), 2, 64),
 }
 
@@ -159,7 +160,8 @@ def _reason(probs: np.ndarray, names: tuple[str, ...], verdict: Verdict, error: 
     best = float(np.max(probs))
     detail = ", ".join(f"{n} {p:.2g}" for n, p in zip(names, probs))
     limits = {Verdict.STRONG_GLITCH: f"< {STRONG_BELOW}", Verdict.GLITCH: f"< {GLITCH_BELOW}",
-              Verdict.UNCERTAIN: f"between {GLITCH_BELOW} and {REJECT_ABOVE}", Verdict.NORMAL: f"> {REJECT_ABOVE}"}
+              Verdict.UNCERTAIN: f"between {GLITCH_BELOW} and {REJECT_ABOVE}", Verdict.NORMAL: f"> {REJECT_ABOVE}",
+              Verdict.SUSPECT: f"<= {REJECT_ABOVE} on screening: a suspect for the full test"}
     return f"max P(token) {best:.3g} {limits[verdict]} ({detail})"
 
 
@@ -177,9 +179,28 @@ def _shared_prefix(pm: ProbeModel, prefix: np.ndarray, batch: int) -> Any:
     return cache
 
 
-def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: int) -> np.ndarray:
-    """Largest probability of each row's target over the next `steps` positions (greedy). The part
-    of the prompt before the first slot is the same for every row: it is read once."""
+MIN_ANSWER_CHARS = 3  # shorter texts turn up in any answer by chance
+
+
+def answer_prob(tokenizer: Any, ids: list[int], probs: np.ndarray, text: str) -> float:
+    """Probability of the shortest span of a greedy answer (`ids`, each with its probability) whose
+    text contains the token's `text`, however the model split it into tokens; 0 when it never does."""
+    target = text.strip()
+    if len(target) < MIN_ANSWER_CHARS or "\ufffd" in target:
+        return 0.0
+    for end in range(1, len(ids) + 1):
+        if target in tokenizer.decode(ids[:end], skip_special_tokens=True):
+            start = max(s for s in range(end) if target in tokenizer.decode(ids[s:end], skip_special_tokens=True))
+            return float(np.prod(probs[start:end]))
+    return 0.0
+
+
+def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: int,
+                 answers: list[str] | None = None) -> np.ndarray:
+    """Largest probability of each row's target over the next `steps` positions (greedy). With
+    `answers` (each target's text), also the probability of a greedy answer that writes that text in
+    any tokens (`answer_prob`). The part of the prompt before the first slot is the same for every
+    row: it is read once."""
     import torch
 
     first_slot = int(np.argmax(rows[0] != rows[-1])) if len(rows) > 1 else 0
@@ -189,38 +210,47 @@ def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: i
         cache = _shared_prefix(pm, rows[0, :first_slot], len(rows)) if first_slot > 0 else None
         logits, cache = pm.step(torch.from_numpy(np.ascontiguousarray(rows[:, first_slot:])), cache)
         best = torch.zeros(len(rows), dtype=torch.float32)
+        greedy, greedy_p = [], []
         for step in range(steps):
             probs = torch.softmax(logits, dim=-1)
             best = torch.maximum(best, probs.gather(1, target)[:, 0])
+            choice = probs.argmax(dim=-1, keepdim=True)
+            greedy.append(choice[:, 0])
+            greedy_p.append(probs.gather(1, choice)[:, 0])
             if step == steps - 1:
                 break
-            logits, cache = pm.step(probs.argmax(dim=-1, keepdim=True), cache)
-    return best.numpy()
+            logits, cache = pm.step(choice, cache)
+    out = best.numpy()
+    if answers is not None:
+        ids, p = torch.stack(greedy, 1).numpy(), torch.stack(greedy_p, 1).numpy()
+        said = [answer_prob(pm.tokenizer, ids[k].tolist(), p[k], answers[k]) for k in range(len(rows))]
+        out = np.maximum(out, np.asarray(said, dtype=np.float32))
+    return out
 
 
 def _probe_template(pm: ProbeModel, template_ids: np.ndarray, ids: np.ndarray, steps: int,
-                    errors: dict[int, str]) -> np.ndarray:
+                    errors: dict[int, str], answers: list[str] | None = None) -> np.ndarray:
     """Probabilities for `ids` on one template; a failing batch is retried token by token."""
     try:
-        return _probe_batch(pm, fill(template_ids, ids), ids, steps)
+        return _probe_batch(pm, fill(template_ids, ids), ids, steps, answers)
     except Exception:  # find the token(s) that break the forward pass
         out = np.full(len(ids), np.nan, dtype=np.float32)
         for k, token in enumerate(ids):
             try:
-                out[k] = _probe_batch(pm, fill(template_ids, ids[k:k + 1]), ids[k:k + 1], steps)[0]
+                out[k] = _probe_batch(pm, fill(template_ids, ids[k:k + 1]), ids[k:k + 1], steps,
+                                      answers[k:k + 1] if answers is not None else None)[0]
             except Exception as exc:  # recorded as the token's finding
                 errors[int(token)] = f"{type(exc).__name__}: {exc}"
         return out
 
 
-def verify_tokens(pm: ProbeModel, token_ids, mode: str = "full", progress: ProgressFn = no_progress,
-                  cancel: CancelToken | None = None) -> Verification:
-    """Run the repetition test of `mode` on every token id (see the module docstring)."""
-    cancel = cancel or CancelToken()
-    spec = MODES[mode]
-    ids = np.asarray(token_ids, dtype=np.int64)
-    templates = {t["name"]: t for t in default_templates()["repetition"]}
-    encoded = [encode_template(pm.tokenizer, repetition_text(templates[name], spec.pairs)) for name in spec.templates]
+def _probe_all(pm: ProbeModel, ids: np.ndarray, spec: ProbeMode, progress: ProgressFn,
+               cancel: CancelToken) -> tuple[np.ndarray, dict[int, str]]:
+    """Probabilities (tokens x templates of `spec`) and the errors of the tokens that crash."""
+    specs = {t["name"]: t for t in default_templates()["repetition"]}
+    templates = [specs[name] for name in spec.templates]
+    encoded = [encode_template(pm.tokenizer, repetition_text(t, spec.pairs)) for t in templates]
+    texts = [pm.tokenizer.decode([int(i)], skip_special_tokens=True) if 0 <= i < pm.vocab_rows else "" for i in ids]
     probs = np.full((len(ids), len(encoded)), np.nan, dtype=np.float32)
     errors: dict[int, str] = {}
     out_of_range = (ids < 0) | (ids >= pm.vocab_rows)
@@ -234,17 +264,58 @@ def verify_tokens(pm: ProbeModel, token_ids, mode: str = "full", progress: Progr
         for b in range(0, len(runnable), spec.batch_size):
             cancel.check()
             chunk = runnable[b:b + spec.batch_size]
-            probs[chunk, t] = _probe_template(pm, template_ids, ids[chunk], spec.steps, errors)
+            answers = [texts[k] for k in chunk] if templates[t].get("answer") else None
+            probs[chunk, t] = _probe_template(pm, template_ids, ids[chunk], templates[t].get("steps", spec.steps),
+                                              errors, answers)
             done += len(chunk)
             rate = done / len(encoded) / max(time.perf_counter() - start, 1e-9)
-            progress(done / total, f"Verify ({mode}): {spec.templates[t]} prompt, {done // len(encoded)}"
+            progress(done / total, f"Verify ({spec.name}): {spec.templates[t]} prompt, {done // len(encoded)}"
                                    f"/{len(ids)} tokens, {rate:.1f} tokens/s")
-    seconds = time.perf_counter() - start
-    max_prob = np.where(np.isnan(probs).any(axis=1), np.nan, np.nanmax(np.nan_to_num(probs, nan=0.0), axis=1))
-    for k, token in enumerate(ids):
-        if int(token) in errors:
-            max_prob[k] = np.nan
-    verdicts = np.array([verdict_of(p) for p in max_prob], dtype=np.int8)
+    return probs, errors
+
+
+def _max_prob(ids: np.ndarray, probs: np.ndarray, errors: dict[int, str]) -> np.ndarray:
+    """Largest probability over the prompts; NaN for a token that crashed."""
+    best = np.where(np.isnan(probs).any(axis=1), np.nan, np.nanmax(np.nan_to_num(probs, nan=0.0), axis=1))
+    best[[k for k, token in enumerate(ids.tolist()) if token in errors]] = np.nan
+    return best.astype(np.float32)
+
+
+def screen_verdict(max_prob: float) -> Verdict:
+    """What a screening may say: the model reproduced the token (normal), it crashed, or it is a
+    suspect that only the full test can call a glitch."""
+    if np.isnan(max_prob):
+        return Verdict.CRASH
+    return Verdict.NORMAL if max_prob > REJECT_ABOVE else Verdict.SUSPECT
+
+
+def verify_tokens(pm: ProbeModel, token_ids, mode: str = "full", progress: ProgressFn = no_progress,
+                  cancel: CancelToken | None = None, confirm: bool = True) -> Verification:
+    """Run the test of `mode` on every token id (see the module docstring).
+
+    `fast` only screens: it gives `normal` or `suspect` (or `crash`); with `confirm` (the default) the
+    full test then runs on the suspects and gives their verdict, so a `glitch` verdict always comes
+    from the full test. `confirm=False` leaves the suspects unconfirmed."""
+    cancel = cancel or CancelToken()
+    spec = MODES[mode]
+    ids = np.asarray(token_ids, dtype=np.int64)
+    start = time.perf_counter()
+    screening = mode != "full"
+    share = 0.3 if screening and confirm else 1.0
+    probs, errors = _probe_all(pm, ids, spec, sub_progress(progress, 0.0, share), cancel)
+    max_prob = _max_prob(ids, probs, errors)
+    judge = screen_verdict if screening else verdict_of
+    verdicts = np.array([judge(p) for p in max_prob], dtype=np.int8)
     reasons = [_reason(probs[k], spec.templates, Verdict(verdicts[k]), errors.get(int(ids[k]))) for k in range(len(ids))]
-    return Verification(ids, max_prob.astype(np.float32), probs, verdicts, reasons, mode, spec.templates,
-                        seconds, pm.dtype_name, errors)
+    label = mode
+    if screening:
+        suspects = np.flatnonzero(verdicts == Verdict.SUSPECT)
+        label = f"{mode}, {len(suspects)} suspects " + ("confirmed by the full test" if confirm else "NOT confirmed")
+        if confirm and len(suspects):
+            full = verify_tokens(pm, ids[suspects], "full", sub_progress(progress, share, 1.0), cancel)
+            verdicts[suspects], max_prob[suspects] = full.verdicts, full.max_prob
+            errors.update(full.errors)
+            for k, reason in zip(suspects.tolist(), full.reasons):
+                reasons[k] = f"confirmed by the full test: {reason} (screening: {reasons[k]})"
+    return Verification(ids, max_prob, probs, verdicts, reasons, label, spec.templates,
+                        time.perf_counter() - start, pm.dtype_name, errors)
