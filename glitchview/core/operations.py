@@ -195,14 +195,16 @@ class Verified(Result):
 
 
 def verify(snapshot: Snapshot, ids: list[int] | np.ndarray, mode: str, progress: ProgressFn = no_progress,
-           cancel: CancelToken | None = None) -> Verified:
+           cancel: CancelToken | None = None, confirm: bool = True) -> Verified:
+    """The repetition test on `ids` (`fast` screens, then confirms its suspects with the full test
+    unless `confirm` is False)."""
     ids = np.asarray(ids, dtype=np.int64)
     if ids.size == 0:
         raise GlitchViewError("nothing to verify: select tokens first")
     if not snapshot.analysis.model.generative:
         raise GlitchViewError(f"{snapshot.analysis.model.title} is an encoder: it cannot be prompted")
     model, probe = probe_of(snapshot, sub_progress(progress, 0, 0.1), cancel)
-    result = verify_tokens(probe, ids.tolist(), mode, sub_progress(progress, 0.1, 1.0), cancel)
+    result = verify_tokens(probe, ids.tolist(), mode, sub_progress(progress, 0.1, 1.0), cancel, confirm)
     return Verified(snapshot.stamp, result, model, probe)
 
 

@@ -70,7 +70,8 @@ class SettingsPanel(QWidget):
 
     def _indicator_changed(self, name: str) -> None:
         ind = INDICATORS[name]
-        self.indicator_help.setText(f"{ind.description}. Suspicious end: {ind.suspicious}.")
+        ends = "; ".join(f"{end} end: {ind.end_label(end)}" for end in ("low", "high"))
+        self.indicator_help.setText(f"{ind.description}. Ranked from the {ind.suspicious} end ({ends}).")
         if self.hub.session is not None:
             self.hub.session.set_indicator(name)
 

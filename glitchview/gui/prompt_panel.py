@@ -35,13 +35,13 @@ from PySide6.QtWidgets import (
 from ..core import operations
 from ..core.store.text import escape_text
 from ..core.verify.generation import GenerationSettings
-from ..core.verify.probing import MODES
 from ..core.verify.templates import default_templates, repetition_text
 from ..core.verify.verdicts import LABELS, summary
 from .hub import SessionHub
 from .workers import JobRunner
 
 USER_TEMPLATES_KEY = "promptTemplates"
+VERIFY_CHOICES = {"full": ("full", True), "fast": ("fast", True), "fast, unconfirmed": ("fast", False)}
 
 
 def shipped_templates() -> dict[str, str]:
@@ -121,8 +121,9 @@ class PromptPanel(QWidget):
         self.verify_button = QPushButton("Verify token", toolTip="full repetition test on this token")
         self.verify_button.clicked.connect(lambda: self.verify([self.token_id], "full"))
         self.mode = QComboBox()
-        self.mode.addItems(list(MODES))
-        self.mode.setToolTip("mode for Verify selection / flagged: full (three prompts) or fast (one short prompt)")
+        self.mode.addItems(list(VERIFY_CHOICES))
+        self.mode.setToolTip("Verify selection / flagged: full (every prompt), fast (one short prompt, then the "
+                             "full test on its suspects) or fast, unconfirmed (suspects stay suspects)")
         self.verify_sel = QPushButton("Verify selection")
         self.verify_sel.clicked.connect(lambda: self.verify(self.hub.session.selected_ids(), self.mode.currentText()))
         self.verify_flagged = QPushButton("Verify flagged")
@@ -283,15 +284,16 @@ class PromptPanel(QWidget):
             snapshot, text, settings, lambda run, tid: stream.started.emit(request, run, tid),
             lambda run, piece, prob: stream.token.emit(request, run, piece, prob), p, c), self._on_ran, "prompt")
 
-    def verify(self, ids, mode: str) -> None:
+    def verify(self, ids, choice: str) -> None:
+        """Verify the tokens `ids` with one of VERIFY_CHOICES."""
         s = self.hub.session
         ids = np.asarray([int(i) for i in ids if int(i) >= 0], dtype=np.int64)
         if s is None or ids.size == 0:
             self.status.setText("Nothing to verify: select tokens first.")
             return
-        snapshot = s.snapshot("verify")
-        self.jobs.start("verify", lambda p, c: operations.verify(snapshot, ids, mode, p, c), self._on_verified,
-                        "prompt")
+        snapshot, (mode, confirm) = s.snapshot("verify"), VERIFY_CHOICES[choice]
+        self.jobs.start("verify", lambda p, c: operations.verify(snapshot, ids, mode, p, c, confirm=confirm),
+                        self._on_verified, "prompt")
 
     # --- results ------------------------------------------------------------------------------------
     def _start_output(self, request: int, run: int, token: int) -> None:

@@ -188,6 +188,11 @@ def glitch_score(inputs: ScoringInputs) -> np.ndarray:
     return combine_glitch_score({name: computed(inputs, name) for name in GLITCH_SCORE_PARTS})
 
 
+# the recommended score leads every list of indicators (menus, table columns, colourings)
+for _name in [n for n in INDICATORS if n != "glitch_score"]:
+    INDICATORS[_name] = INDICATORS.pop(_name)
+
+
 def combine_glitch_score(parts: dict[str, np.ndarray]) -> np.ndarray:
     """glitch_score from its parts' values (so an analysis saved before it existed can derive it)."""
     total = sum(weight for _, weight in GLITCH_SCORE_PARTS.values())
