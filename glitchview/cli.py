@@ -110,6 +110,7 @@ def _parse_ids(text: str) -> list[int]:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from .core.pipeline import ScanSettings, scan
+    from .core.store import analysis_cache
     from .core.store.analysis_file import save_analysis
     from .core.store.export import write_csv
 
@@ -121,6 +122,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _, analysis = scan(args.model, settings, progress=bars)
     finally:
         bars.close()
+    if analysis_cache.load_cached(analysis.model.fingerprint) is None:  # never over the window's flags
+        analysis_cache.store(analysis, new=True)
     out = sys.stdout
     _print_summary(analysis, out)
     indicator = INDICATORS[args.indicator]
@@ -159,6 +162,7 @@ def _saved_or_new_analysis(model, args: argparse.Namespace, progress) -> tuple[A
     """The analysis to verify against: the one saved in `--session FILE` when it exists (refused if
     it was made for another version of the model), else a new one. Returns it and where it came from."""
     from .core.pipeline import ScanSettings, analyse
+    from .core.store import analysis_cache
     from .core.store.analysis_file import load_analysis
 
     if args.session and Path(args.session).exists():
@@ -168,13 +172,19 @@ def _saved_or_new_analysis(model, args: argparse.Namespace, progress) -> tuple[A
                                   f"{analysis.model.fingerprint}, the model has {model.fingerprint}); "
                                   f"choose another --session file")
         return analysis, f"reused the analysis saved in {args.session}"
+    cached = analysis_cache.load_cached(model.fingerprint)
+    if cached is not None:
+        return cached.analysis, f"reused its last analysis (computed {cached.computed_at}, from the analysis cache)"
     analysis = analyse(model, args.model, ScanSettings(clusters=args.clusters, seed=args.seed), progress)
+    analysis_cache.store(analysis, new=True)
     return analysis, "analysed the model"
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from .core import operations
     from .core.model.vocab import cached_token_table
     from .core.pipeline import open_model
+    from .core.session import Session
     from .core.store.analysis_file import save_analysis
     from .core.store.export import write_csv, write_filter_list
     from .core.verify.probing import load_probe_model, verify_tokens
@@ -199,7 +209,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
             ids, sample = np.asarray(args.ids, dtype=np.int64), np.zeros(0, dtype=np.int64)
         else:
             ids, sample = verification_ids(analysis, indicators, args.top, args.sample, args.seed)
-        result = verify_tokens(probe, ids, args.mode, progress=bars, confirm=not args.no_confirm)
+        if analysis is None:  # nothing to record the verdicts in: the test alone
+            result = verify_tokens(probe, ids, args.mode, progress=bars, confirm=not args.no_confirm)
+        else:  # the window's operation, on a session of this model and its analysis
+            session = Session(analysis, model=model)
+            session.adopt_model(model, probe)
+            verified = operations.verify(session.snapshot("verify"), ids, args.mode, bars, confirm=not args.no_confirm)
+            session.apply(verified)
+            result = verified.verification
     finally:
         bars.close()
     out = sys.stdout
@@ -224,7 +241,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if analysis is None:
         return 0
     verdicts = analysis.ensure_verdicts()
-    verdicts.record(result.ids, result.verdicts, result.max_prob, result.reasons)
     if not args.ids:
         out.write(f"\nIndicator quality against these verdicts (top {args.top} of each indicator verified):\n")
         out.write(format_quality(analysis, verdicts.verdict, sample, args.top) + "\n")

@@ -93,3 +93,17 @@ def test_verify_top_reuses_the_saved_analysis(tiny_hf: TinyModel, tmp_path: Path
     captured = capsys.readouterr()
     assert "Clustering" not in captured.err and f"reused the analysis saved in {session}" in captured.out
     assert "P@" in captured.out and "unverified@" in captured.out
+
+
+def test_verify_top_reuses_the_models_cached_analysis(tiny_untied: TinyModel, capsys) -> None:
+    """Without --session, `verify --top` takes the model's last analysis from the analysis cache
+    (written by `scan` or the window) instead of clustering again."""
+    from glitchview.core.model.sources import fingerprint, resolve
+    from glitchview.core.store import analysis_cache
+
+    assert main(["scan", str(tiny_untied.path), "--top", "3"]) == 0
+    assert analysis_cache.load_cached(fingerprint(resolve(str(tiny_untied.path)))) is not None
+    capsys.readouterr()
+    assert main(["verify", str(tiny_untied.path), "--top", "3", "--sample", "2", "--mode", "fast"]) == 0
+    captured = capsys.readouterr()
+    assert "Clustering" not in captured.err and "reused its last analysis" in captured.out

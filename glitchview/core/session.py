@@ -24,9 +24,9 @@ import numpy as np
 from .analysis import DEFAULT_INDICATOR, Analysis
 from .errors import GlitchViewError
 from .scores.neighbours import Neighbours
-from .view.colouring import Colouring
+from .view.colouring import Colouring, colour_options
 from .view.mapindex import MapIndex
-from .view.prepare import ViewData
+from .view.prepare import ViewData, prepare_view_data
 from .view.selection import Mode, combine, ids_mask, points_in_polygon, points_in_rect
 
 if TYPE_CHECKING:
@@ -74,8 +74,8 @@ class Result:
 
 
 class Session:
-    def __init__(self, analysis: Analysis, view: ViewData, model: LoadedModel | None = None, path: str = "",
-                 selection: np.ndarray | None = None, colour_by: str | None = None,
+    def __init__(self, analysis: Analysis, view: ViewData | None = None, model: LoadedModel | None = None,
+                 path: str = "", selection: np.ndarray | None = None, colour_by: str | None = None,
                  projection: str | None = None) -> None:
         self.id = next(_session_ids)
         self._listeners: list[Listener] = []
@@ -91,18 +91,18 @@ class Session:
                       projection or analysis.view.get("projection"),
                       analysis.view.get("indicator") or analysis.settings.get("indicator"))
 
-    def _install(self, analysis: Analysis, view: ViewData, selection: np.ndarray | None, colour_by: str | None,
+    def _install(self, analysis: Analysis, view: ViewData | None, selection: np.ndarray | None, colour_by: str | None,
                  projection: str | None, indicator: str | None) -> None:
         if model_fingerprint(self.model) not in ("", analysis.model.fingerprint):
             raise GlitchViewError(f"the analysis of {analysis.model.name} does not belong to the loaded model "
                                   f"{self.model.source.display_name}")
-        self.analysis, self.view = analysis, view
+        self.analysis, self._view = analysis, view
         n = len(analysis)
         self.selection = selection.copy() if selection is not None and len(selection) == n else np.zeros(n, bool)
         self.indicator = indicator if indicator in analysis.scores else (
             DEFAULT_INDICATOR if DEFAULT_INDICATOR in analysis.scores else next(iter(analysis.scores)))
-        self.colour_by = colour_by if colour_by in view.colourings else self.indicator
-        self.projection = projection if projection in view.indexes else next(iter(view.indexes))
+        self.colour_by = colour_by if colour_by in colour_options(analysis) else self.indicator
+        self.projection = projection if projection in analysis.projections else next(iter(analysis.projections))
         if not 0 <= self.token < n:
             self.token = -1
 
@@ -119,6 +119,14 @@ class Session:
             listener(event)
 
     # --- what the views read --------------------------------------------------------------------
+    @property
+    def view(self) -> ViewData:
+        """Colourings, spatial indexes and texts for display: the window hands them in prepared on a
+        worker; a headless session prepares them the first time something asks."""
+        if self._view is None:
+            self._view = prepare_view_data(self.analysis)
+        return self._view
+
     def __len__(self) -> int:
         return len(self.analysis)
 
@@ -216,7 +224,7 @@ class Session:
         self._flags_changed()
 
     def _flags_changed(self) -> None:
-        self.view.colourings.pop("flagged", None)  # recomputed on request
+        self._forget_colouring("flagged")
         self._changed("flags")
 
     def flag_top(self, n: int) -> None:
@@ -284,6 +292,11 @@ class Session:
         if probe is not None:
             self.probe = probe
 
+    def _forget_colouring(self, name: str) -> None:
+        """A colouring that no longer matches the data is recomputed on request."""
+        if self._view is not None:
+            self._view.colourings.pop(name, None)
+
     def replace_analysis(self, analysis: Analysis, view: ViewData) -> None:
         """A recomputed analysis of the same model (re-clustering): choices are kept where they still apply."""
         self._install(analysis, view, self.selection, self.colour_by, self.projection, self.indicator)
@@ -303,7 +316,7 @@ class Session:
     def record_verification(self, ids: np.ndarray, verdicts: np.ndarray, max_prob: np.ndarray,
                             reasons: list[str]) -> None:
         self.analysis.ensure_verdicts().record(ids, verdicts, max_prob, reasons)
-        self.view.colourings.pop("verdict", None)
+        self._forget_colouring("verdict")
         self._changed("verdicts")
 
     def record_prompt_run(self, record: dict[str, Any]) -> None:
