@@ -1,10 +1,11 @@
 """Render the documentation screenshots offscreen: `python docs/make_screenshots.py`.
 
-Opens the real window on the default demo model (SmolLM2), selects the tight knot of barely
-trained tokens (the low end of cluster_distance), verifies them (fast repetition test), filters
-the table to them, runs the seed's breakfast prompt with a verified glitch token beside a control
-token, then measures the indicators (top 100 of each plus 100 random tokens), and saves PNGs next
-to this script: main_window.png, prompt_panel.png, indicator_quality.png (used by guide.md)."""
+Opens the real window on the default demo model (SmolLM2), selects the 40 most suspicious tokens
+by the recommended glitch_score, verifies them (fast screening confirmed by the full test),
+filters the table to them, runs the seed's breakfast prompt with a verified glitch token beside a
+control token, then measures the indicators (top 50 of each plus 50 random tokens), and saves PNGs
+next to this script: main_window.png (1600 x 1000), main_window_1366.png (1366 x 768, a laptop
+screen), prompt_panel.png, indicator_quality.png (used by README and guide.md)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def main() -> None:
     window = MainWindow()
     window.resize(1600, 1000)
     window.show()
-    window.open_model(sys.argv[1] if len(sys.argv) > 1 else "smollm2")
+    window.open_model(sys.argv[1] if len(sys.argv) > 1 else "smollm2", fresh=True)
     start = time.monotonic()
     while (window.session is None or window.jobs.busy) and time.monotonic() - start < 600:
         app.processEvents()
@@ -44,7 +45,7 @@ def main() -> None:
     if window.last_error:
         raise SystemExit(window.last_error)
     state = window.session
-    knot = state.analysis.top("cluster_distance", 40, "low")  # the low end: tokens nearest their centre
+    knot = state.analysis.top("glitch_score", 40)  # the 40 most suspicious tokens by the recommended score
     state.select_ids(knot)
     window.table.only_selection.setChecked(True)
     window.prompt.mode.setCurrentText("fast")
@@ -63,10 +64,16 @@ def main() -> None:
         time.sleep(0.01)
     window.grab().save(str(HERE / "main_window.png"))
     window.docks["detail"].widget().grab().save(str(HERE / "prompt_panel.png"))
+    window.resize(1366, 768)
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.01)
+    window.grab().save(str(HERE / "main_window_1366.png"))
+    window.resize(1600, 1000)
 
-    window.quality.top_n.setValue(100)
-    window.quality.sample_n.setValue(100)
-    window.quality.request()  # verify the top 100 of every indicator and 100 random tokens
+    window.quality.top_n.setValue(50)
+    window.quality.sample_n.setValue(50)
+    window.quality.request()  # verify the top 50 of every indicator and 50 random tokens
     wait(app, window.prompt)
     window.docks["quality"].raise_()
     window.docks["quality"].setFloating(True)
@@ -75,7 +82,7 @@ def main() -> None:
         app.processEvents()
         time.sleep(0.01)
     window.quality.grab().save(str(HERE / "indicator_quality.png"))
-    for name in ("main_window.png", "prompt_panel.png", "indicator_quality.png"):
+    for name in ("main_window.png", "main_window_1366.png", "prompt_panel.png", "indicator_quality.png"):
         print(f"wrote {HERE / name}")
     window.close()
 
