@@ -133,68 +133,74 @@ class PointCloudItem(pg.GraphicsObject):
         painter.restore()
 
 
-class CentreMarkers(pg.GraphicsObject):
-    """Cluster centres as white crosses with their numbers, drawn at a constant pixel size."""
+def _bounds(points: np.ndarray) -> QRectF:
+    if not len(points):
+        return QRectF()
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return QRectF(lo[0], lo[1], max(hi[0] - lo[0], 1e-9), max(hi[1] - lo[1], 1e-9))
 
-    def __init__(self) -> None:
+
+class PixelOverlay(pg.GraphicsObject):
+    """Marks at data positions drawn at a constant pixel size (crosses, rings, labels, lines): the
+    subclass draws in device pixels, given each point's device position."""
+
+    def __init__(self, z: float) -> None:
         super().__init__()
-        self.centres = np.zeros((0, 2))
-        self.setZValue(20)
+        self.points = np.zeros((0, 2))
+        self.setZValue(z)
 
-    def set_centres(self, centres: np.ndarray) -> None:
+    def set_points(self, points: np.ndarray) -> None:
         self.prepareGeometryChange()
-        self.centres = np.asarray(centres, dtype=np.float64)
+        self.points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
-        if not len(self.centres):
-            return QRectF()
-        lo, hi = self.centres.min(axis=0), self.centres.max(axis=0)
-        return QRectF(lo[0], lo[1], max(hi[0] - lo[0], 1e-9), max(hi[1] - lo[1], 1e-9))
+        return _bounds(self.points)
 
     def paint(self, painter: QPainter, *args) -> None:
         t = painter.transform()
         painter.save()
         painter.resetTransform()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        for number, (x, y) in enumerate(self.centres):
-            p = t.map(QPointF(x, y))
+        self.draw(painter, [t.map(QPointF(x, y)) for x, y in self.points])
+        painter.restore()
+
+    def draw(self, painter: QPainter, at: list[QPointF]) -> None:
+        raise NotImplementedError
+
+
+class CentreMarkers(PixelOverlay):
+    """Cluster centres as white crosses with their numbers."""
+
+    def __init__(self) -> None:
+        super().__init__(z=20)
+
+    def set_centres(self, centres: np.ndarray) -> None:
+        self.set_points(centres)
+
+    def draw(self, painter: QPainter, at: list[QPointF]) -> None:
+        for number, p in enumerate(at):
             for pen in (QPen(QColor(0, 0, 0, 200), 4), QPen(QColor(255, 255, 255), 2)):
                 painter.setPen(pen)
                 painter.drawLine(p + QPointF(-7, 0), p + QPointF(7, 0))
                 painter.drawLine(p + QPointF(0, -7), p + QPointF(0, 7))
             painter.drawText(p + QPointF(6, -6), str(number))
-        painter.restore()
 
 
-class SelectionMarkers(pg.GraphicsObject):
-    """Rings around the selected tokens and, for a few, their texts: drawn above everything, at a
-    constant pixel size, so that one selected token is never a dot lost under a centre cross."""
+class SelectionMarkers(PixelOverlay):
+    """Rings around the selected tokens and, for a few, their texts: drawn above everything, so
+    that one selected token is never a dot lost under a centre cross."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.points = np.zeros((0, 2))
+        super().__init__(z=30)
         self.labels: list[str] = []
-        self.setZValue(30)
 
-    def set_points(self, points: np.ndarray, labels: list[str]) -> None:
-        self.prepareGeometryChange()
-        self.points, self.labels = np.asarray(points, dtype=np.float64).reshape(-1, 2), labels
-        self.update()
+    def set_rings(self, points: np.ndarray, labels: list[str]) -> None:
+        self.labels = labels
+        self.set_points(points)
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
-        if not len(self.points):
-            return QRectF()
-        lo, hi = self.points.min(axis=0), self.points.max(axis=0)
-        return QRectF(lo[0], lo[1], max(hi[0] - lo[0], 1e-9), max(hi[1] - lo[1], 1e-9))
-
-    def paint(self, painter: QPainter, *args) -> None:
-        t = painter.transform()
-        painter.save()
-        painter.resetTransform()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        for k, (x, y) in enumerate(self.points):
-            p = t.map(QPointF(x, y))
+    def draw(self, painter: QPainter, at: list[QPointF]) -> None:
+        for k, p in enumerate(at):
             for pen in (QPen(QColor(0, 0, 0, 220), 4), QPen(SELECTION_COLOUR, 2)):
                 painter.setPen(pen)
                 painter.drawEllipse(p, 7, 7)
@@ -203,44 +209,31 @@ class SelectionMarkers(pg.GraphicsObject):
                 painter.drawText(p + QPointF(11, 5), self.labels[k])
                 painter.setPen(QColor(255, 255, 255))
                 painter.drawText(p + QPointF(10, 4), self.labels[k])
-        painter.restore()
 
 
-class NeighbourLines(pg.GraphicsObject):
+class NeighbourLines(PixelOverlay):
     """Lines from the current token to its nearest neighbours, one colour per embedding space."""
 
     COLOURS = (QColor(86, 180, 233), QColor(230, 159, 0))  # Okabe-Ito sky blue, orange
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(z=22)
         self.segments: list[tuple[np.ndarray, np.ndarray]] = []  # (origin, ends) per space
-        self.setZValue(22)
 
     def set_lines(self, segments: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        self.prepareGeometryChange()
         self.segments = [(np.asarray(o, dtype=np.float64), np.asarray(e, dtype=np.float64).reshape(-1, 2))
                          for o, e in segments]
-        self.update()
+        self.set_points(np.vstack([np.vstack([o[None, :], e]) for o, e in self.segments]) if self.segments
+                        else np.zeros((0, 2)))
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
-        points = [np.vstack([o[None, :], e]) for o, e in self.segments]
-        if not points:
-            return QRectF()
-        allp = np.vstack(points)
-        lo, hi = allp.min(axis=0), allp.max(axis=0)
-        return QRectF(lo[0], lo[1], max(hi[0] - lo[0], 1e-9), max(hi[1] - lo[1], 1e-9))
-
-    def paint(self, painter: QPainter, *args) -> None:
-        t = painter.transform()
-        painter.save()
-        painter.resetTransform()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        for k, (origin, ends) in enumerate(self.segments):
-            painter.setPen(QPen(self.COLOURS[k % len(self.COLOURS)], 1.5))
-            start = t.map(QPointF(*origin))
-            for end in ends:
-                painter.drawLine(start, t.map(QPointF(*end)))
-        painter.restore()
+    def draw(self, painter: QPainter, at: list[QPointF]) -> None:
+        k = 0
+        for space, (_, ends) in enumerate(self.segments):
+            painter.setPen(QPen(self.COLOURS[space % len(self.COLOURS)], 1.5))
+            origin = at[k]
+            for end in at[k + 1:k + 1 + len(ends)]:
+                painter.drawLine(origin, end)
+            k += 1 + len(ends)
 
 
 class MapViewBox(pg.ViewBox):
@@ -341,7 +334,7 @@ class EmbeddingMap(pg.PlotWidget):
         self.selection.set_groups(self.coords, None, ids)
         self.points.setOpacity(0.3 if ids.size else 1.0)
         ringed = ids[:MAX_LABELS] if ids.size <= MAX_LABELS else ids[:0]
-        self.rings.set_points(self.coords[ringed], [self.label_for(int(i)) for i in ringed])
+        self.rings.set_rings(self.coords[ringed], [self.label_for(int(i)) for i in ringed])
 
     def set_centres(self, centres: np.ndarray, visible: bool) -> None:
         self.centres.set_centres(centres if visible else np.zeros((0, 2)))
