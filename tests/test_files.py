@@ -128,3 +128,12 @@ def test_csv_keeps_arbitrary_token_bytes(tiny_analysis: Analysis, tmp_path_facto
                     assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
     finally:
         table.token_bytes[:], table.texts[:] = saved
+
+
+def test_bytes_hex_cells_are_never_numbers_to_a_spreadsheet() -> None:
+    """`00`, `40` or `4040` would become numbers in LibreOffice and Excel: the cell carries `0x`."""
+    from glitchview.core.store.export import hex_cell, read_hex_cell
+
+    for data in (b"\x00", b"@", b"@@", b"\x12\x34", b""):
+        cell = hex_cell(data)
+        assert cell.startswith("0x") and not cell.isdigit() and read_hex_cell(cell) == data

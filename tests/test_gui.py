@@ -178,7 +178,7 @@ def test_sort_filter_flag_export(qtbot, window: MainWindow, tiny_hf: TinyModel, 
     assert list(rows[0]) == ["id", "piece", "text", "bytes_hex", "category", "flags", "cluster", *INDICATORS,
                              "rank", "ranked_by", "flagged", "verdict", "max_prob", "taxonomy", "reasons"]
     by_id = {int(r["id"]): r for r in rows}
-    assert by_id[eq]["text"] == "'=" and bytes.fromhex(by_id[eq]["bytes_hex"]) == b"="
+    assert by_id[eq]["text"] == "'=" and by_id[eq]["bytes_hex"] == "0x3d"
     assert all(r["flagged"] == "1" for r in rows)
 
 

@@ -30,6 +30,16 @@ def safe_cell(text: str) -> str:
     return "'" + escaped if escaped.startswith(_FORMULA_START) else escaped
 
 
+def hex_cell(data: bytes) -> str:
+    """A token's exact bytes as `0x` + hex: spreadsheets never read it as a number ("00", "4040"
+    become 0 and 4040 without the prefix), programs strip the prefix (`read_hex_cell`)."""
+    return "0x" + data.hex()
+
+
+def read_hex_cell(cell: str) -> bytes:
+    return bytes.fromhex(cell.removeprefix("0x"))
+
+
 def export_columns(analysis: Analysis) -> list[str]:
     return ["id", "piece", "text", "bytes_hex", "category", "flags", "cluster", *analysis.scores,
             "rank", "ranked_by", "flagged", "verdict", "max_prob", "taxonomy", "reasons"]
@@ -47,7 +57,7 @@ def export_rows(analysis: Analysis, ids: Iterable[int], indicator: str,
     taxonomy = dict(zip(ids.tolist(), classify_tokens(table, ids).tolist())) if v is not None else {}
     for i in ids.tolist():
         verified = v is not None and v.is_verified(i)
-        yield [str(i), safe_cell(table.pieces[i]), safe_cell(table.texts[i]), table.token_bytes[i].hex(),
+        yield [str(i), safe_cell(table.pieces[i]), safe_cell(table.texts[i]), hex_cell(table.token_bytes[i]),
                str(categories[i]), ";".join(table.flag_names(i)), str(int(analysis.labels[i])),
                *(repr(float(s[i])) for s in analysis.scores.values()),
                str(int(rank[i])), f"{indicator}:{end}", "1" if analysis.flagged[i] else "0",
@@ -85,7 +95,7 @@ def write_json(analysis: Analysis, path: Path, ids: Iterable[int], indicator: st
 def read_token_bytes(path: Path) -> dict[int, bytes]:
     """Read back `id -> exact token bytes` from an exported CSV (the lossless column)."""
     with Path(path).open(encoding="utf-8", newline="") as handle:
-        return {int(row["id"]): bytes.fromhex(row["bytes_hex"]) for row in csv.DictReader(handle)}
+        return {int(row["id"]): read_hex_cell(row["bytes_hex"]) for row in csv.DictReader(handle)}
 
 
 def write_filter_list(analysis: Analysis, path: Path) -> int:
@@ -95,7 +105,7 @@ def write_filter_list(analysis: Analysis, path: Path) -> int:
     glitch = np.zeros(0, dtype=np.int64) if v is None else np.flatnonzero(is_glitch(v.verdict))
     taxonomy = classify_tokens(analysis.table, glitch)
     tokens = [{"id": int(i), "text": escape_text(analysis.table.texts[i]),
-               "bytes_hex": analysis.table.token_bytes[i].hex(), "verdict": LABELS[v.verdict[i]],
+               "bytes_hex": hex_cell(analysis.table.token_bytes[i]), "verdict": LABELS[v.verdict[i]],
                "max_prob": float(v.max_prob[i]), "taxonomy": TAXONOMY[code]} for i, code in zip(glitch, taxonomy)]
     data = {"model": analysis.model.name, "fingerprint": analysis.model.fingerprint,
             "usage": "transformers: model.generate(..., bad_words_ids=bad_words_ids); or set these ids' "
