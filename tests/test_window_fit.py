@@ -135,3 +135,13 @@ def test_a_model_analysed_before_opens_as_it_was_left(qtbot, window: MainWindow,
         again.job_status.rerun_button.click()
     assert not again.session.analysis.flagged.any() and not again.job_status.rerun_button.isVisibleTo(again)
     assert "tokens analysed" in again.status.text()
+
+
+def test_prompt_output_wraps_at_spaces_and_the_time_limit_is_settable(qtbot, window: MainWindow) -> None:
+    window.prompt.time_limit.setValue(7)
+    assert window.prompt.settings().time_limit_s == 7.0
+    window.prompt.request = 1
+    for piece in ("The", " weather", " is", " nice", " today"):
+        window.prompt._append_token(1, 0, piece, 0.9)
+    assert window.prompt.outputs[0].toPlainText() == "The weather is nice today"
+    assert "pre-wrap" in window.prompt.outputs[0].toHtml()  # spaces kept as spaces: wrapping happens at them
