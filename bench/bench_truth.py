@@ -12,27 +12,14 @@ Run: `python bench/bench_truth.py --published FILE [--model gemma3]`."""
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def machine() -> str:
-    """CPU model, cores and whether torch runs bfloat16 on it: every figure is tied to its machine."""
-    from glitchview.core.verify.probing import bf16_is_fast
-
-    model = platform.processor() or "unknown CPU"
-    try:
-        info = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        model = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration, subprocess.SubprocessError):
-        pass
-    import os
-
-    return f"{model}, {os.cpu_count()} cores, bf16 matrix units: {'yes' if bf16_is_fast() else 'no'}"
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import machine  # noqa: E402
 
 
 def read_published(path: Path) -> list[tuple[int, float, str]]:
@@ -76,14 +63,14 @@ def main() -> None:
           f"them known unused). Known-unused tokens ranked apart: {int(apart.sum())}; "
           f"ranked vocabulary: {ranked} tokens, so top 1% = {int(0.01 * ranked)}, 2% = {int(0.02 * ranked)}")
     fractions = (0.01, 0.02, 0.05)
-    rows = [(f"{DEFAULT_INDICATOR} (the default)", analysis.order(DEFAULT_INDICATOR)),
-            ("cluster_distance, high end (the old default)", analysis.order("cluster_distance", "high"))]
-    rows += [(f"{name}, {analysis.suspicious_end(name)} end", analysis.order(name))
+    rows = [(f"{DEFAULT_INDICATOR} (the default)", analysis.ranking(DEFAULT_INDICATOR).order),
+            ("cluster_distance, high end (the old default)", analysis.ranking("cluster_distance", "high").order)]
+    rows += [(f"{name}, {analysis.suspicious_end(name)} end", analysis.ranking(name).order)
              for name in analysis.scores if name != DEFAULT_INDICATOR]
     print(f"\n{'ranking':<48}" + "".join(f"{'top ' + format(f, '.0%'):>9}" for f in fractions))
     for label, order in rows:
         print(f"{label:<48}" + "".join(f"{r:>9.3f}" for r in recall_at(order, ids, ranked, fractions)))
-    together = analysis.order(DEFAULT_INDICATOR)
+    together = analysis.ranking(DEFAULT_INDICATOR).order
     buried = np.argsort(analysis.scores[DEFAULT_INDICATOR], kind="stable")[: int(0.02 * ranked)]
     print(f"\nWithout ranking them apart, {int(apart[buried].sum())} known-unused tokens would fill the top 2% of "
           f"{DEFAULT_INDICATOR}; ranked apart, its top 2% holds {int(apart[together[: int(0.02 * ranked)]].sum())}.")

@@ -187,7 +187,7 @@ def test_precision_counts_every_token_of_the_top_k(tiny_hf: TinyModel) -> None:
     from glitchview.cli import format_quality
 
     _, analysis = scan(str(tiny_hf.path))
-    order = analysis.order("norm")
+    order = analysis.ranking("norm").order
     verdicts = np.full(len(analysis), Verdict.UNVERIFIED, dtype=np.int8)
     for (lo, hi), verdict in {(0, 4): Verdict.GLITCH, (4, 6): Verdict.UNCERTAIN, (6, 8): Verdict.SUSPECT,
                               (8, 10): Verdict.NORMAL}.items():
