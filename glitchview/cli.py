@@ -227,6 +227,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from .core.pipeline import ScanSettings, analyse, open_model
+    from .core.scores.corpus import count_model_corpus
+    from .core.store.analysis_file import load_analysis, save_analysis
+
+    bars = StepBars()
+    try:
+        model = open_model(args.model, sub_progress(bars, 0.0, 0.1))
+        analysis = None
+        if args.session and args.session.exists():
+            analysis = load_analysis(args.session)
+            if analysis.model.fingerprint != model.fingerprint:
+                raise GlitchViewError(f"{args.session} is an analysis of another model ({analysis.model.title}, "
+                                      f"fingerprint {analysis.model.fingerprint}); {args.model} has {model.fingerprint}")
+        counts = count_model_corpus(model, args.paths, args.field, args.workers, sub_progress(bars, 0.1, 0.8))
+        if args.session and analysis is None:
+            analysis = analyse(model, args.model, ScanSettings(), sub_progress(bars, 0.8, 1.0))
+    finally:
+        bars.close()
+    out = sys.stdout
+    out.write(f"\nCorpus: {counts.summary()}\n")
+    for note in counts.skipped[:10]:
+        out.write(f"Skipped: {escape_text(note)}\n")
+    top = np.argsort(-counts.counts, kind="stable")[: args.top]
+    out.write(f"\nMost frequent {len(top)} tokens:\n")
+    for i in top:
+        out.write(f"{i:>7}  {_cell(model.tokenizer.decode([int(i)]), TOKEN_WIDTH)} "
+                  f"{counts.counts[i]:>12,} {counts.per_million()[i]:>12.1f} per million\n")
+    if analysis is not None:
+        analysis.set_corpus(counts)
+        save_analysis(analysis, args.session)
+        out.write(f"Saved the counts with the analysis in {args.session}\n")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from .gui.app import main as gui_main
 
@@ -303,6 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--top", type=int, help="only the top N tokens")
     group.add_argument("--flagged", action="store_true", help="only the flagged tokens")
     exp_p.set_defaults(func=cmd_export)
+
+    corpus_p = sub.add_parser("corpus", help="count every token of a corpus with the model's tokenizer")
+    corpus_p.add_argument("model", help="as for scan")
+    corpus_p.add_argument("paths", nargs="+", type=Path,
+                          help=".txt, .jsonl, .parquet files, saved datasets folders, or folders of them")
+    corpus_p.add_argument("--field", default="text", help="the text field of .jsonl / column of .parquet (default text)")
+    corpus_p.add_argument("--workers", type=int, help="child processes (default: one per core)")
+    corpus_p.add_argument("--top", type=int, default=10, help="how many of the most frequent tokens to list")
+    corpus_p.add_argument("--session", type=Path,
+                          help="keep the counts in this analysis file (made by a scan when it does not exist)")
+    corpus_p.set_defaults(func=cmd_corpus)
 
     gui_p = sub.add_parser("gui", help="open the desktop window")
     gui_p.add_argument("target", nargs="?", default=DEFAULT_MODEL, help="a model or an analysis file")
