@@ -90,6 +90,24 @@ def test_folders_jsonl_parquet_and_saved_datasets(tiny_hf: TinyModel, licences: 
     assert any(s.endswith("notes.md") for s in counts.skipped)
 
 
+MIXED = ("Ünïcode: 東京タワー, émoji 👩‍💻🚀, digits ²³ ١٢٣ Ⅻ, it's I'LL they've\t\ttabs  \n"
+         "a literal <|endoftext|> inside text<|pad|>and more\r\n\n\n   indented\n\u200b zero-width\n") * 50
+
+
+@pytest.mark.parametrize("by_words", [True, False])
+def test_word_path_and_encode_batch_both_exact(tiny_hf: TinyModel, licences: list[Path], tmp_path: Path,
+                                               by_words: bool) -> None:
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(MIXED, encoding="utf-8", newline="")
+    paths = [mixed, *licences[:4]]
+    counts = count_corpus(tokenizer_path(tiny_hf), tiny_hf.vocab_size, paths, workers=2, unit_bytes=1500,
+                          by_words=by_words)
+    assert counts.method == ("words" if by_words else "encode_batch")
+    expected = independent_counts(tiny_hf, [p.read_bytes().decode("utf-8", errors="replace") for p in paths])
+    np.testing.assert_array_equal(counts.counts, expected)
+    assert counts.counts[0] == 50  # the literal <|endoftext|> is the special token, as encode makes it
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda d: d / "missing.txt", "no such file or folder"),
     (lambda d: (os.mkfifo(d / "pipe.txt"), d / "pipe.txt")[1], "not a regular file"),
@@ -147,3 +165,27 @@ def test_counts_kept_in_the_analysis_file_and_cli(tiny_hf: TinyModel, licences: 
 def test_cli_errors_exit_2(tiny_hf: TinyModel, tmp_path: Path, capsys) -> None:
     assert main(["corpus", str(tiny_hf.path), str(tmp_path / "nope")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("demo, method", [("smollm2", "words"), ("minilm", "encode_batch")])
+def test_demo_tokenizers_count_exactly(demo: str, method: str, licences: list[Path], tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    from glitchview.core.pipeline import open_model
+    from glitchview.core.scores.corpus import count_model_corpus, tokenizer_file
+
+    model = open_model(demo)
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(MIXED, encoding="utf-8", newline="")
+    paths = [mixed, *licences]
+    counts = count_model_corpus(model, paths, workers=2)
+    assert counts.method == method
+    tok = Tokenizer.from_file(str(tokenizer_file(model)))
+    tok.no_truncation()  # as the workers do: a saved padding or truncation would change the counts
+    tok.no_padding()
+    expected = np.zeros(len(counts.counts), dtype=np.int64)
+    for p in paths:
+        ids = np.asarray(tok.encode(p.read_bytes().decode("utf-8", errors="replace"), add_special_tokens=False).ids)
+        np.add.at(expected, ids[ids < len(expected)], 1)
+    np.testing.assert_array_equal(counts.counts, expected)

@@ -10,7 +10,8 @@ files of other kinds skipped (and reported); a file named on its own without a s
 
 The work is cut into units of a few MiB (byte ranges of text and JSON-lines files, row groups of
 Parquet files, record batches of Arrow files) that a pool of child processes (one per core) reads and
-encodes with `tokenizers`' `encode_batch`; each returns its counts, the parent sums them, reports
+counts (word by word for byte-level BPE tokenizers, see `word_counts`; else with `tokenizers`'
+`encode_batch`); each returns its counts, the parent sums them, reports
 progress with an ETA, and terminates the pool on cancel. Text files are cut only where a line ends
 and the next one starts with a non-space character: byte-level BPE pre-tokenizers split there anyway,
 so the counts equal those of encoding each file whole."""
@@ -36,7 +37,7 @@ from ..progress import CancelToken, ProgressFn, no_progress
 if TYPE_CHECKING:
     from ..model.loading import LoadedModel
 
-UNIT_BYTES = 4 << 20  # a work unit: small enough for progress and balance, large enough to amortise
+UNIT_BYTES = 2 << 20  # a work unit: small enough for progress and balance, large enough to amortise
 DOCUMENT_BYTES = 64 << 10  # text files are handed to the tokenizer in pieces of about this size
 TEXT_FIELD = "text"
 _CUT = re.compile(rb"\n(?=[^\s])")  # a line end followed by a non-space byte: a neutral place to cut
@@ -64,6 +65,7 @@ class CorpusCounts:
     seconds: float = 0.0
     workers: int = 1
     skipped: list[str] = field(default_factory=list)  # files in the folders that are no corpus
+    method: str = "encode_batch"  # how the workers counted: "words" (word_counts) or "encode_batch"
 
     def per_million(self) -> np.ndarray:
         return self.counts * (1e6 / max(self.total, 1))
@@ -79,7 +81,7 @@ class CorpusCounts:
 
     def meta(self) -> dict[str, Any]:
         return {"total": self.total, "n_bytes": self.n_bytes, "documents": self.documents, "sources": self.sources,
-                "seconds": self.seconds, "workers": self.workers, "skipped": self.skipped}
+                "seconds": self.seconds, "workers": self.workers, "skipped": self.skipped, "method": self.method}
 
     @classmethod
     def from_meta(cls, counts: np.ndarray, meta: dict[str, Any]) -> CorpusCounts:
@@ -87,12 +89,13 @@ class CorpusCounts:
             raise ValueError("corpus counts must be non-negative integers")
         return cls(np.asarray(counts, dtype=np.int64), int(meta["total"]), int(meta["n_bytes"]),
                    int(meta["documents"]), [str(s) for s in meta.get("sources", [])], float(meta.get("seconds", 0)),
-                   int(meta.get("workers", 1)), [str(s) for s in meta.get("skipped", [])])
+                   int(meta.get("workers", 1)), [str(s) for s in meta.get("skipped", [])],
+                   str(meta.get("method", "encode_batch")))
 
     def summary(self) -> str:
         rate = self.n_bytes / 1e6 / self.seconds if self.seconds else float("nan")
         return (f"{self.total:,} tokens in {self.n_bytes / 1e6:.1f} MB of text ({self.documents:,} documents, "
-                f"{len(self.sources)} files) in {self.seconds:.1f} s ({rate:.1f} MB/s on {self.workers} processes); "
+                f"{len(self.sources)} files) in {self.seconds:.1f} s ({rate:.1f} MB/s on {self.workers} processes, {self.method}); "
                 f"{int(self.never_seen.sum()):,} of {len(self.counts):,} tokens never seen")
 
 
@@ -281,25 +284,43 @@ def unit_documents(unit: WorkUnit, column: str = TEXT_FIELD) -> list[str]:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(tokenizer_path: str, n_rows: int, column: str) -> None:
+def _init_worker(tokenizer_path: str, n_rows: int, column: str, by_words: bool) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core: no thread pool inside each
     from tokenizers import Tokenizer
+
+    from .word_counts import word_counter
 
     tokenizer = Tokenizer.from_file(tokenizer_path)
     tokenizer.no_padding()  # a saved truncation setting would silently cut every document
     tokenizer.no_truncation()
-    _worker.update(tokenizer=tokenizer, n_rows=n_rows, column=column)
+    words = word_counter(tokenizer, n_rows) if by_words else None
+    _worker.update(tokenizer=tokenizer, words=words, n_rows=n_rows, column=column)
 
 
-def count_unit(unit: WorkUnit) -> tuple[np.ndarray, np.ndarray, int, int, int, int]:
-    """(token ids, their counts, tokens beyond the matrix, bytes, documents, planned size) of one unit,
-    in a worker."""
+@dataclass(frozen=True)
+class UnitCount:
+    ids: np.ndarray  # the token ids found (below the matrix size)
+    counts: np.ndarray  # their occurrences
+    beyond: int  # tokens with ids past the embedding matrix
+    n_bytes: int
+    documents: int
+    size: int  # the unit's planned size, for progress
+    method: str  # "words" or "encode_batch"
+
+
+def count_unit(unit: WorkUnit) -> UnitCount:
+    """The token counts of one unit, in a worker."""
     documents = unit_documents(unit, _worker["column"])
-    encodings = _worker["tokenizer"].encode_batch(documents, add_special_tokens=False) if documents else []
-    ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings]) if encodings else np.zeros(0, np.int64)
-    beyond = int((ids >= _worker["n_rows"]).sum())
-    unique, counts = np.unique(ids[ids < _worker["n_rows"]], return_counts=True)
-    return unique, counts, beyond, sum(len(d.encode("utf-8")) for d in documents), len(documents), unit.size
+    n_rows, words = _worker["n_rows"], _worker["words"]
+    if words is not None:
+        full = words.count(documents)
+    else:
+        encodings = _worker["tokenizer"].encode_batch(documents, add_special_tokens=False) if documents else []
+        ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings]) if encodings else np.zeros(0, int)
+        full = np.bincount(ids, minlength=n_rows)
+    found = np.flatnonzero(full[:n_rows])
+    return UnitCount(found, full[found], int(full[n_rows:].sum()), sum(len(d.encode("utf-8")) for d in documents),
+                     len(documents), unit.size, "words" if words is not None else "encode_batch")
 
 
 def _eta(done: int, total: int, elapsed: float) -> str:
@@ -311,9 +332,10 @@ def _eta(done: int, total: int, elapsed: float) -> str:
 
 def count_corpus(tokenizer_path: Path, n_rows: int, paths: list[Path], column: str = TEXT_FIELD,
                  workers: int | None = None, progress: ProgressFn = no_progress,
-                 cancel: CancelToken | None = None, unit_bytes: int = UNIT_BYTES) -> CorpusCounts:
+                 cancel: CancelToken | None = None, unit_bytes: int = UNIT_BYTES, by_words: bool = True) -> CorpusCounts:
     """Count every token of the corpus `paths` with the tokenizer at `tokenizer_path` (a tokenizer.json)
-    in `workers` child processes (default: one per core)."""
+    in `workers` child processes (default: one per core); word by word where that is exact
+    (`word_counts`) unless `by_words` is False, else with `encode_batch`."""
     cancel = cancel or CancelToken()
     if not Path(tokenizer_path).is_file():
         raise CorpusError(f"no tokenizer.json at {tokenizer_path}: the model's fast tokenizer is needed")
@@ -322,10 +344,11 @@ def count_corpus(tokenizer_path: Path, n_rows: int, paths: list[Path], column: s
     counts = np.zeros(n_rows, dtype=np.int64)
     planned = sum(u.size for u in units) or 1
     done_size = n_bytes = documents = beyond = 0
+    methods: set[str] = set()
     start = time.perf_counter()
     progress(0.0, f"Counting tokens: starting {workers} processes")
     with _main_script_hidden():
-        pool = mp.get_context("spawn").Pool(workers, _init_worker, (str(tokenizer_path), n_rows, column))
+        pool = mp.get_context("spawn").Pool(workers, _init_worker, (str(tokenizer_path), n_rows, column, by_words))
     try:
         results = pool.imap_unordered(count_unit, units)
         for _ in units:
@@ -333,13 +356,14 @@ def count_corpus(tokenizer_path: Path, n_rows: int, paths: list[Path], column: s
                 if cancel.cancelled:
                     raise Cancelled("cancelled by the user")
                 try:
-                    unique, found, extra, size, docs, planned_size = results.next(timeout=0.1)
+                    part: UnitCount = results.next(timeout=0.1)
                     break
                 except mp.TimeoutError:
                     continue
-            counts[unique] += found
-            beyond, n_bytes, documents = beyond + extra, n_bytes + size, documents + docs
-            done_size += planned_size
+            counts[part.ids] += part.counts
+            beyond, n_bytes, documents = beyond + part.beyond, n_bytes + part.n_bytes, documents + part.documents
+            methods.add(part.method)
+            done_size += part.size
             progress(done_size / planned,
                      f"Counting tokens: {_eta(done_size, planned, time.perf_counter() - start)}")
         pool.close()
@@ -349,7 +373,8 @@ def count_corpus(tokenizer_path: Path, n_rows: int, paths: list[Path], column: s
     seconds = round(time.perf_counter() - start, 3)
     if beyond:
         skipped.append(f"{beyond} tokens with ids beyond the {n_rows} embedding rows were not counted")
-    return CorpusCounts(counts, int(counts.sum()), n_bytes, documents, files, seconds, workers, skipped)
+    return CorpusCounts(counts, int(counts.sum()), n_bytes, documents, files, seconds, workers, skipped,
+                        "+".join(sorted(methods)) or "none")
 
 
 def tokenizer_file(model: LoadedModel) -> Path:
@@ -371,7 +396,8 @@ def tokenizer_file(model: LoadedModel) -> Path:
 
 
 def count_model_corpus(model: LoadedModel, paths: list[Path], column: str = TEXT_FIELD, workers: int | None = None,
-                       progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> CorpusCounts:
+                       progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+                       by_words: bool = True) -> CorpusCounts:
     """`count_corpus` with a loaded model's tokenizer, one count per embedding row."""
     return count_corpus(tokenizer_file(model), model.input_embeddings.shape[0], paths, column, workers,
-                        progress, cancel)
+                        progress, cancel, by_words=by_words)
