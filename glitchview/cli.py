@@ -262,6 +262,32 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .core.research_operations import analysis_of
+    from .core.scores.compare import compare
+    from .core.store.comparison_csv import write_comparison
+
+    bars = StepBars()
+    try:
+        a = analysis_of(args.a, sub_progress(bars, 0.0, 0.5))
+        b = analysis_of(args.b, sub_progress(bars, 0.5, 1.0))
+    finally:
+        bars.close()
+    comparison = compare(a, b, args.indicator, args.share)
+    out = sys.stdout
+    out.write(f"\n{escape_text(comparison.summary())}\n")
+    delta = comparison.deltas[comparison.indicator]
+    for title, mask in (("B, not in A", comparison.only_b), ("A, not in B", comparison.only_a)):
+        ids = np.flatnonzero(mask)
+        out.write(f"\nUnder-trained in {title} ({len(ids)}; first {min(len(ids), args.top)} by |delta|):\n")
+        for i in ids[np.argsort(-np.abs(delta[ids]), kind="stable")][: args.top]:
+            out.write(f"{i:>7}  {_cell(a.table.texts[i], TOKEN_WIDTH)} delta {comparison.indicator} {delta[i]:+.4g}\n")
+    if args.out:
+        rows = write_comparison(a, comparison, args.out)
+        out.write(f"\nWrote {rows} tokens to {args.out}\n")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from .gui.app import main as gui_main
 
@@ -349,6 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_p.add_argument("--session", type=Path,
                           help="keep the counts in this analysis file (made by a scan when it does not exist)")
     corpus_p.set_defaults(func=cmd_corpus)
+
+    cmp_p = sub.add_parser("compare", help="compare two models (or analyses) that share a tokenizer, token by token")
+    cmp_p.add_argument("a", help="model A: a model (as for scan) or an analysis file (.gva.npz)")
+    cmp_p.add_argument("b", help="model B, the same")
+    cmp_p.add_argument("--out", type=Path, help="write every token's scores, deltas and verdicts to this CSV")
+    cmp_p.add_argument("--indicator", help="the indicator that decides 'under-trained' for unverified tokens "
+                                           "(default: glitch_score when present, else unembedding_cosine)")
+    cmp_p.add_argument("--share", type=float, default=0.02,
+                       help="the suspicious share of that indicator counted as under-trained (default 0.02)")
+    cmp_p.add_argument("--top", type=int, default=10, help="how many tokens of each side to list")
+    cmp_p.set_defaults(func=cmd_compare)
 
     gui_p = sub.add_parser("gui", help="open the desktop window")
     gui_p.add_argument("target", nargs="?", default=DEFAULT_MODEL, help="a model or an analysis file")

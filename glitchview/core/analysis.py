@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .model.vocab import TokenTable
+from .scores.compare import Comparison
 from .scores.corpus import CorpusCounts
 from .scores.indicators import INDICATORS, Direction, Ranking, ranking
 from .scores.reference import ReferenceSet
@@ -84,6 +85,7 @@ class Analysis:
     view: dict[str, Any] = field(default_factory=dict)  # how the window showed it: colour_by, projection
     verdicts: Verdicts | None = None
     corpus: CorpusCounts | None = None  # token counts of a corpus, when one was counted
+    comparison: Comparison | None = None  # against a second model with the same vocabulary (not saved)
     # each indicator's ranking, computed once per analysis (copies made with dataclasses.replace share it:
     # their scores are the same arrays)
     rankings: dict[tuple[str, str], Ranking] = field(default_factory=dict, repr=False, compare=False)
