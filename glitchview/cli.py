@@ -288,6 +288,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .core.research_operations import analysis_of
+    from .core.store.report import write_report
+
+    bars = StepBars()
+    start = time.perf_counter()
+    try:
+        analysis = analysis_of(args.target, sub_progress(bars, 0.0, 0.5))
+        report_start = time.perf_counter()
+        html_path, md_path = write_report(analysis, args.out, sub_progress(bars, 0.5, 1.0))
+    finally:
+        bars.close()
+    print(f"Wrote {html_path} and {md_path} in {time.perf_counter() - report_start:.1f} s "
+          f"({time.perf_counter() - start:.1f} s with the analysis)")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from .gui.app import main as gui_main
 
@@ -386,6 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the suspicious share of that indicator counted as under-trained (default 0.02)")
     cmp_p.add_argument("--top", type=int, default=10, help="how many tokens of each side to list")
     cmp_p.set_defaults(func=cmd_compare)
+
+    rep_p = sub.add_parser("report", help="write a self-contained HTML (and Markdown) report of a model or analysis")
+    rep_p.add_argument("target", help="a model (as for scan) or an analysis file (.gva.npz, with its verdicts)")
+    rep_p.add_argument("--out", type=Path, required=True, help="the folder to write report.html, report.md into")
+    rep_p.set_defaults(func=cmd_report)
 
     gui_p = sub.add_parser("gui", help="open the desktop window")
     gui_p.add_argument("target", nargs="?", default=DEFAULT_MODEL, help="a model or an analysis file")

@@ -80,7 +80,7 @@ def undertrained(analysis: Analysis, indicator: str, share: float) -> np.ndarray
     """Verified glitch tokens, plus the unverified ones in the suspicious `share` of `indicator`."""
     n = len(analysis)
     mask = np.zeros(n, dtype=bool)
-    mask[analysis.top(indicator, max(1, int(round(share * n))))] = True
+    mask[analysis.top(indicator, max(1, round(share * n)))] = True
     if analysis.verdicts is not None:
         verified = analysis.verdicts.verdict != Verdict.UNVERIFIED
         mask = np.where(verified, is_glitch(analysis.verdicts.verdict), mask)
