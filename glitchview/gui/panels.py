@@ -22,6 +22,7 @@ from ..core.scores.indicators import INDICATORS
 from ..core.store.text import escape_text
 from ..core.verify.taxonomy import TAXONOMY
 from ..core.verify.verdicts import LABELS
+from ..core.view.research import describe_indicator
 from .hub import SessionHub
 
 
@@ -67,8 +68,8 @@ class SettingsPanel(QWidget):
             signal.connect(self._sync)
 
     def _indicator_changed(self, name: str) -> None:
-        ind = INDICATORS[name]
-        self.indicator_help.setText(f"{ind.description}. Suspicious end: {ind.suspicious}.")
+        description, suspicious = describe_indicator(name)
+        self.indicator_help.setText(f"{description}. Suspicious end: {suspicious}.")
         if self.hub.session is not None:
             self.hub.session.set_indicator(name)
 
@@ -80,6 +81,9 @@ class SettingsPanel(QWidget):
         self.clusters.setValue(len(a.centers))
         self.projection.setCurrentIndex(PROJECTIONS.index(s.projection))
         self.indicator.blockSignals(True)
+        if [self.indicator.itemText(i) for i in range(self.indicator.count())] != list(a.scores):
+            self.indicator.clear()  # corpus counts add corpus_rarity
+            self.indicator.addItems(list(a.scores))
         self.indicator.setCurrentText(s.indicator)
         self.indicator.blockSignals(False)
         self._indicator_changed(s.indicator)

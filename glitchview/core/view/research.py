@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis import Analysis
+from ..analysis import CORPUS_RARITY, Analysis
 from ..scores.indicators import short_name
 from ..verify.verdicts import LABELS
 
@@ -58,3 +58,18 @@ def research_colourings(analysis: Analysis) -> list[str]:
 def compare_codes(analysis: Analysis) -> np.ndarray:
     c = analysis.comparison
     return (c.undertrained_a & c.undertrained_b) * 1 + c.only_a * 2 + c.only_b * 3
+
+
+RARITY_DESCRIPTION = ("-log10 of the token's add-one smoothed frequency per million in the counted corpus (a log "
+                      "scale; every never-seen token shares the top)")
+
+
+def describe_indicator(name: str) -> tuple[str, str]:
+    """(description, suspicious end) of any score an analysis can hold."""
+    from ..scores.indicators import INDICATORS
+
+    if name in INDICATORS:
+        return INDICATORS[name].description, INDICATORS[name].suspicious
+    if name == CORPUS_RARITY:
+        return RARITY_DESCRIPTION, "high"
+    return name, "high"
