@@ -95,3 +95,29 @@ def test_cli_writes_every_token(tiny_hf: TinyModel, pair, tmp_path: Path, capsys
     assert float(rows[RESET[0]]["norm_delta"]) < -1.0
     assert {int(r["id"]) for r in rows if r["undertrained_b"] == "1" and r["undertrained_a"] == "0"} <= set(RESET)
     assert main(["compare", str(tiny_hf.path), str(tmp_path / "nope.gva.npz")]) == 2
+
+
+@pytest.mark.slow
+def test_smollm2_and_a_copy_with_300_rows_reset(smollm2_scan, tmp_path: Path) -> None:
+    """SmolLM2 against a copy (a real model folder) whose 300 ordinary word tokens were set to the mean of
+    its reference (barely trained) rows plus a little noise, as untrained rows look."""
+    from safetensors.numpy import load_file, save_file
+
+    model, a = smollm2_scan
+    words = np.flatnonzero(np.asarray(a.table.category_names()) == "latin_word")
+    ordinary = np.setdiff1d(words, a.top("unembedding_cosine", 5 * 983))
+    reset = np.sort(np.random.default_rng(0).choice(ordinary, 300, replace=False))
+    folder = tmp_path / "smollm2-reset"
+    shutil.copytree(model.folder, folder)
+    tensors = load_file(folder / "model.safetensors")
+    emb = tensors["model.embed_tokens.weight"]
+    knot = emb[a.reference.ids].mean(axis=0)
+    emb[reset] = knot + 0.01 * emb.std() * np.random.default_rng(1).standard_normal((len(reset), emb.shape[1]))
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    del tensors, emb
+
+    c = compare(a, analysis_of(str(folder)))
+    only_b = np.flatnonzero(c.only_b)
+    assert np.isin(reset, only_b).mean() >= 0.9
+    assert (c.deltas["norm"][np.setdiff1d(np.arange(len(a)), reset)] == 0).all()
+    assert len(only_b) <= 2 * len(reset)

@@ -84,10 +84,12 @@ def test_folders_jsonl_parquet_and_saved_datasets(tiny_hf: TinyModel, licences: 
     (dataset / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
     (dataset / "dataset_info.json").write_text("{}")
     (corpus / "notes.md").write_text("not a corpus file")
+    (corpus / "loop").symlink_to(corpus)  # a link back up the tree: skipped, not followed forever
     counts = count_corpus(tokenizer_path(tiny_hf), tiny_hf.vocab_size, [corpus], workers=2, unit_bytes=1024)
     np.testing.assert_array_equal(counts.counts, independent_counts(tiny_hf, paragraphs))
     assert counts.documents == len(paragraphs)
     assert any(s.endswith("notes.md") for s in counts.skipped)
+    assert any(s.endswith("loop") for s in counts.skipped)
 
 
 MIXED = ("Ünïcode: 東京タワー, émoji 👩‍💻🚀, digits ²³ ١٢٣ Ⅻ, it's I'LL they've\t\ttabs  \n"

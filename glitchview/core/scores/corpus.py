@@ -129,6 +129,9 @@ def _dataset_arrow_files(folder: Path) -> list[Path]:
 
 
 def _walk(path: Path, named: bool, skipped: list[str]) -> Iterator[tuple[Path, str]]:
+    if path.is_dir() and path.is_symlink() and not named:  # a link inside a folder may loop: not followed
+        skipped.append(str(path))
+        return
     if path.is_dir():
         if (path / "state.json").is_file():
             yield from ((p, "arrow") for p in _dataset_arrow_files(path))
