@@ -159,3 +159,24 @@ def test_cli_report_of_an_analysis_file(verified, tmp_path: Path, capsys) -> Non
     assert "report.html" in capsys.readouterr().out
     assert (tmp_path / "out" / "report.md").exists()
     assert main(["report", str(tmp_path / "missing.gva.npz"), "--out", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.slow
+def test_report_of_a_verified_smollm2_analysis(smollm2_scan, tmp_path: Path) -> None:
+    """The same checks on the real demo model, its 40 most suspicious tokens verified (full test)."""
+    import dataclasses
+
+    from glitchview.core.view.prepare import prepare_view_data
+
+    model, scanned = smollm2_scan
+    analysis = dataclasses.replace(scanned, verdicts=None, flagged=scanned.flagged.copy(), rankings={})
+    session = operations.Opened(analysis, prepare_view_data(analysis), model).session()
+    session.apply(operations.verify(session.snapshot("verify"), analysis.top("unembedding_cosine", 40), "full"))
+    glitch = np.flatnonzero(is_glitch(session.analysis.verdicts.verdict))
+    assert len(glitch) >= 10
+    write_report(session.analysis, tmp_path)
+    parser = ReportParser()
+    parser.feed((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert sorted(parser.tokens) == sorted(escape_text(session.analysis.table.texts[i]) for i in glitch)
+    for src in parser.images:
+        png_decodes(base64.b64decode(src.split(",", 1)[1], validate=True))

@@ -30,7 +30,7 @@ from .files import atomic_write
 from .text import escape_text
 
 SUSPECT_COLOUR, GLITCH_COLOUR = "#e66100", "#ff2d95"
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#+-.!|~"})
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~"})  # what can change a line's meaning mid-line
 
 
 @dataclass
