@@ -318,7 +318,9 @@ def count_unit(unit: WorkUnit) -> UnitCount:
     if words is not None:
         full = words.count(documents)
     else:
-        encodings = _worker["tokenizer"].encode_batch(documents, add_special_tokens=False) if documents else []
+        tokenizer = _worker["tokenizer"]
+        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # fast: no offsets, same ids
+        encodings = encode(documents, add_special_tokens=False) if documents else []
         ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings]) if encodings else np.zeros(0, int)
         full = np.bincount(ids, minlength=n_rows)
     found = np.flatnonzero(full[:n_rows])
