@@ -170,18 +170,19 @@ def test_cli_errors_exit_2(tiny_hf: TinyModel, tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("demo, method", [("smollm2", "words"), ("minilm", "encode_batch")])
+@pytest.mark.parametrize("demo, method", [("smollm2", "words"), ("minilm", "encode_batch"),
+                                          ("gemma3", "encode_batch")])
 def test_demo_tokenizers_count_exactly(demo: str, method: str, licences: list[Path], tmp_path: Path) -> None:
     from tokenizers import Tokenizer
 
     from glitchview.core.pipeline import open_model
-    from glitchview.core.scores.corpus import count_model_corpus, tokenizer_file
+    from glitchview.core.scores.corpus import tokenizer_file
 
     model = open_model(demo)
     mixed = tmp_path / "mixed.txt"
     mixed.write_text(MIXED, encoding="utf-8", newline="")
     paths = [mixed, *licences]
-    counts = count_model_corpus(model, paths, workers=2)
+    counts = count_corpus(tokenizer_file(model), len(model.input_embeddings), paths, workers=2, unit_bytes=2048)
     assert counts.method == method
     tok = Tokenizer.from_file(str(tokenizer_file(model)))
     tok.no_truncation()  # as the workers do: a saved padding or truncation would change the counts

@@ -12,9 +12,14 @@ The work is cut into units of a few MiB (byte ranges of text and JSON-lines file
 Parquet files, record batches of Arrow files) that a pool of child processes (one per core) reads and
 counts (word by word for byte-level BPE tokenizers, see `word_counts`; else with `tokenizers`'
 `encode_batch`); each returns its counts, the parent sums them, reports
-progress with an ETA, and terminates the pool on cancel. Text files are cut only where a line ends
-and the next one starts with a non-space character: byte-level BPE pre-tokenizers split there anyway,
-so the counts equal those of encoding each file whole."""
+progress with an ETA, and terminates the pool on cancel.
+
+Text files are cut only where cutting changes no token: after a single line end between two non-space
+characters (pre-tokenizers end a token with the line end and start afresh after it) and, for byte-level
+BPE counted word by word, before a single space between two non-space characters (every word of
+their patterns stops at a space). So the counts equal those of encoding each file whole: the tests
+check it on real text cut every 2 KiB, also for the SentencePiece-style Gemma-3 and the WordPiece
+MiniLM tokenizers. (A text with no such place, e.g. CRLF line ends for those, is read as one piece.)"""
 
 from __future__ import annotations
 
@@ -40,7 +45,10 @@ if TYPE_CHECKING:
 UNIT_BYTES = 2 << 20  # a work unit: small enough for progress and balance, large enough to amortise
 DOCUMENT_BYTES = 64 << 10  # text files are handed to the tokenizer in pieces of about this size
 TEXT_FIELD = "text"
-_CUT = re.compile(rb"\n(?=[^\s])")  # a line end followed by a non-space byte: a neutral place to cut
+# Neutral cuts in text (see the module docstring): after a single line end between two non-space bytes;
+# for byte-level BPE (counted word by word) also before a single space between two non-space bytes.
+_LINE_CUT = re.compile(rb"[^\s]\n(?=[^\s])")
+_WORD_CUT = re.compile(rb"[^\s](?:\n(?=[^\s])|(?= [^\s]))")
 _KINDS = {".txt": "text", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
@@ -209,20 +217,21 @@ def _check_column(names: list[str], column: str, path: Path) -> None:
 
 
 # --- reading one unit (in a worker) ----------------------------------------------------------------------
-def _cut_at_or_after(handle: Any, pos: int) -> int:
+def _cut_at_or_after(handle: Any, pos: int, cut: re.Pattern) -> int:
     """The first neutral cut position >= pos in an open binary file (its size when there is none)."""
     if pos == 0:
         return 0
-    handle.seek(pos - 1)
+    base = max(pos - 2, 0)
+    handle.seek(base)
     buffer, searched = b"", 0
     while True:
         block = handle.read(1 << 16)
         buffer += block
-        match = _CUT.search(buffer, max(searched - 1, 0))
-        if match:
-            return pos - 1 + match.start() + 1
+        for match in cut.finditer(buffer, max(searched - 2, 0)):
+            if base + match.end() >= pos:
+                return base + match.end()
         if not block:
-            return pos - 1 + len(buffer)
+            return base + len(buffer)
         searched = len(buffer)
 
 
@@ -235,11 +244,11 @@ def _line_at_or_after(handle: Any, pos: int) -> int:
     return handle.tell()
 
 
-def _text_documents(data: bytes) -> Iterator[str]:
+def _text_documents(data: bytes, cut: re.Pattern) -> Iterator[str]:
     start = 0
     while start < len(data):
-        match = _CUT.search(data, start + DOCUMENT_BYTES) if len(data) - start > DOCUMENT_BYTES else None
-        stop = match.start() + 1 if match else len(data)
+        match = cut.search(data, start + DOCUMENT_BYTES) if len(data) - start > DOCUMENT_BYTES else None
+        stop = match.end() if match else len(data)
         yield data[start:stop].decode("utf-8", errors="replace")
         start = stop
 
@@ -259,16 +268,19 @@ def _jsonl_documents(data: bytes, path: str, offset: int, column: str) -> Iterat
         yield text
 
 
-def unit_documents(unit: WorkUnit, column: str = TEXT_FIELD) -> list[str]:
-    """The texts of one work unit."""
+def unit_documents(unit: WorkUnit, column: str = TEXT_FIELD, by_words: bool = False) -> list[str]:
+    """The texts of one work unit (text files cut also at spaces when counting `by_words`)."""
     if unit.kind in ("text", "jsonl"):
+        cut = _WORD_CUT if by_words else _LINE_CUT
         with open(unit.path, "rb") as handle:
-            find = _cut_at_or_after if unit.kind == "text" else _line_at_or_after
-            start, stop = find(handle, unit.start), find(handle, unit.stop)
+            if unit.kind == "text":
+                start, stop = _cut_at_or_after(handle, unit.start, cut), _cut_at_or_after(handle, unit.stop, cut)
+            else:
+                start, stop = _line_at_or_after(handle, unit.start), _line_at_or_after(handle, unit.stop)
             handle.seek(start)
             data = handle.read(max(stop - start, 0))
         if unit.kind == "text":
-            return list(_text_documents(data))
+            return list(_text_documents(data, cut))
         return list(_jsonl_documents(data, unit.path, start, column))
     pa = _pyarrow(Path(unit.path).name)
     try:
@@ -313,8 +325,8 @@ class UnitCount:
 
 def count_unit(unit: WorkUnit) -> UnitCount:
     """The token counts of one unit, in a worker."""
-    documents = unit_documents(unit, _worker["column"])
     n_rows, words = _worker["n_rows"], _worker["words"]
+    documents = unit_documents(unit, _worker["column"], words is not None)
     if words is not None:
         full = words.count(documents)
     else:
