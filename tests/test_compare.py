@@ -36,6 +36,17 @@ def reset_rows(source: Path, target: Path, ids: list[int], seed: int = 3) -> Pat
     return target
 
 
+def swap_two_ids(source: Path, target: Path) -> Path:
+    """A copy of a model folder whose tokenizer holds ids 150 and 151 the other way round."""
+    shutil.copytree(source, target)
+    spec = json.loads((target / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab = spec["model"]["vocab"]
+    first, second = (t for t, i in vocab.items() if i in (150, 151))
+    vocab[first], vocab[second] = vocab[second], vocab[first]
+    (target / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    return target
+
+
 @pytest.fixture(scope="module")
 def pair(tiny_hf: TinyModel, tmp_path_factory: pytest.TempPathFactory):
     folder = reset_rows(tiny_hf.path, tmp_path_factory.mktemp("compare") / "reset", RESET)
@@ -73,13 +84,7 @@ def test_verdicts_decide_over_the_indicator(pair) -> None:
 
 def test_other_vocabulary_is_refused_with_the_count(pair, tmp_path: Path) -> None:
     a, _, folder = pair
-    swapped = tmp_path / "swapped"
-    shutil.copytree(folder, swapped)
-    spec = json.loads((swapped / "tokenizer.json").read_text(encoding="utf-8"))
-    vocab = spec["model"]["vocab"]
-    first, second = (t for t, i in vocab.items() if i in (150, 151))
-    vocab[first], vocab[second] = vocab[second], vocab[first]
-    (swapped / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    swapped = swap_two_ids(folder, tmp_path / "swapped")
     with pytest.raises(VocabularyMismatch, match=r"2 of 320 ids hold different tokens"):
         compare(a, analysis_of(str(swapped)))
 

@@ -18,7 +18,7 @@ import pytest
 from tiny_models import TinyModel
 
 from glitchview.cli import main
-from glitchview.core.errors import Cancelled, CorpusError
+from glitchview.core.errors import AnalysisFileError, Cancelled, CorpusError
 from glitchview.core.progress import CancelToken
 from glitchview.core.scores.corpus import count_corpus
 
@@ -162,6 +162,14 @@ def test_counts_kept_in_the_analysis_file_and_cli(tiny_hf: TinyModel, licences: 
     never = expected == 0
     assert rarity[never].min() > rarity[~never].max() - 1e-12  # never-seen tokens are the rarest
     assert analysis.top("corpus_rarity", int(never.sum())).tolist() == np.flatnonzero(never).tolist()
+
+    with np.load(session) as data:  # a damaged member is a clear error, never a NaN score
+        members = {name: data[name] for name in data.files}
+    members["corpus_counts"] = -members["corpus_counts"]
+    damaged = tmp_path / "damaged.gva.npz"
+    np.savez(damaged, **members)
+    with pytest.raises(AnalysisFileError, match="non-negative"):
+        load_analysis(damaged)
 
 
 def test_cli_errors_exit_2(tiny_hf: TinyModel, tmp_path: Path, capsys) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from gui_helpers import open_and_wait, wait_job
-from test_compare import RESET, reset_rows
+from test_compare import RESET, reset_rows, swap_two_ids
 from test_corpus import LICENCES
 from tiny_models import TinyModel
 
@@ -58,6 +58,13 @@ def test_corpus_compare_and_report_from_the_window(qtbot, window: MainWindow, ti
     window.request_colouring(COMPARE_COLOURING)
     wait_job(qtbot, window)
     assert window.session.colour_by == COMPARE_COLOURING
+
+    # another vocabulary: the job fails with the count of differing ids, the window stays as it was
+    research_actions.compare_with(window, str(swap_two_ids(other, tmp_path / "swapped")))
+    wait_job(qtbot, window)
+    assert "2 of 320 ids hold different tokens" in window.last_error
+    assert window.session.analysis.comparison is not None  # the earlier comparison is kept
+    window.last_error = ""
 
     research_actions.export_report(window, str(tmp_path / "report"))
     wait_job(qtbot, window)
