@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis import Analysis
+from ..errors import GlitchViewError
 from ..progress import ProgressFn, no_progress
 from ..scores.compare import DECIDING, SHARE
 from ..verify.quality import KS, indicator_quality, precision_curve
@@ -60,7 +61,11 @@ def _png(figure) -> bytes:
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise GlitchViewError("the report's plots need matplotlib, which is not installed: pip install matplotlib") \
+            from None
 
     return Figure(figsize=(width, height), layout="constrained")
 
