@@ -45,10 +45,8 @@ if TYPE_CHECKING:
 UNIT_BYTES = 2 << 20  # a work unit: small enough for progress and balance, large enough to amortise
 DOCUMENT_BYTES = 64 << 10  # text files are handed to the tokenizer in pieces of about this size
 TEXT_FIELD = "text"
-# Neutral cuts in text (see the module docstring): after a single line end between two non-space bytes;
-# for byte-level BPE (counted word by word) also before a single space between two non-space bytes.
+# A neutral cut in text (see the module docstring): after a single line end between two non-space bytes.
 _LINE_CUT = re.compile(rb"[^\s]\n(?=[^\s])")
-_WORD_CUT = re.compile(rb"[^\s](?:\n(?=[^\s])|(?= [^\s]))")
 _KINDS = {".txt": "text", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
@@ -268,10 +266,11 @@ def _jsonl_documents(data: bytes, path: str, offset: int, column: str) -> Iterat
         yield text
 
 
-def unit_documents(unit: WorkUnit, column: str = TEXT_FIELD, by_words: bool = False) -> list[str]:
-    """The texts of one work unit (text files cut also at spaces when counting `by_words`)."""
+def unit_documents(unit: WorkUnit, column: str = TEXT_FIELD, cut: re.Pattern | None = None) -> list[str]:
+    """The texts of one work unit; text files are cut where `cut` matches (default: after a single line
+    end between non-space bytes; the word counters bring their own, see `word_counts`)."""
     if unit.kind in ("text", "jsonl"):
-        cut = _WORD_CUT if by_words else _LINE_CUT
+        cut = cut or _LINE_CUT
         with open(unit.path, "rb") as handle:
             if unit.kind == "text":
                 start, stop = _cut_at_or_after(handle, unit.start, cut), _cut_at_or_after(handle, unit.stop, cut)
@@ -326,7 +325,7 @@ class UnitCount:
 def count_unit(unit: WorkUnit) -> UnitCount:
     """The token counts of one unit, in a worker."""
     n_rows, words = _worker["n_rows"], _worker["words"]
-    documents = unit_documents(unit, _worker["column"], words is not None)
+    documents = unit_documents(unit, _worker["column"], words.cut if words is not None else None)
     if words is not None:
         full = words.count(documents)
     else:
