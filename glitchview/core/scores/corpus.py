@@ -15,11 +15,10 @@ counts (word by word for byte-level BPE tokenizers, see `word_counts`; else with
 progress with an ETA, and terminates the pool on cancel.
 
 Text files are cut only where cutting changes no token: after a single line end between two non-space
-characters (pre-tokenizers end a token with the line end and start afresh after it) and, for byte-level
-BPE counted word by word, before a single space between two non-space characters (every word of
-their patterns stops at a space). So the counts equal those of encoding each file whole: the tests
-check it on real text cut every 2 KiB, also for the SentencePiece-style Gemma-3 and the WordPiece
-MiniLM tokenizers. (A text with no such place, e.g. CRLF line ends for those, is read as one piece.)"""
+characters (pre-tokenizers end a token with the line end and start afresh after it) and, for the word
+counters, where each says (`word_counts`: before a single space no vocabulary entry spans). So the
+counts equal those of encoding each file whole: the tests check it on real text cut every 2 KiB for
+the SmolLM2, Gemma-3 and MiniLM tokenizers. (A text with no such place is read as one piece.)"""
 
 from __future__ import annotations
 
