@@ -10,15 +10,18 @@ files of other kinds skipped (and reported); a file named on its own without a s
 
 The work is cut into units of a few MiB (byte ranges of text and JSON-lines files, row groups of
 Parquet files, record batches of Arrow files) that a pool of child processes (one per core) reads and
-counts (word by word for byte-level BPE tokenizers, see `word_counts`; else with `tokenizers`'
-`encode_batch`); each returns its counts, the parent sums them, reports
+counts (word by word where `word_counts` can do it exactly; else with `tokenizers`' `encode_batch`);
+each returns its counts, the parent sums them, reports
 progress with an ETA, and terminates the pool on cancel.
 
 Text files are cut only where cutting changes no token: after a single line end between two non-space
 characters (pre-tokenizers end a token with the line end and start afresh after it) and, for the word
 counters, where each says (`word_counts`: before a single space no vocabulary entry spans). So the
 counts equal those of encoding each file whole: the tests check it on real text cut every 2 KiB for
-the SmolLM2, Gemma-3 and MiniLM tokenizers. (A text with no such place is read as one piece.)"""
+the SmolLM2, Gemma-3 and MiniLM tokenizers. (A text with no such place is read as one piece.) One
+kind is not exact: a tokenizer that prepends a space mark to every text it encodes (Llama-2's Metaspace
+with prepend_scheme "first") sees one more mark per cut of a text file, one per 64 KiB at most.
+JSON lines, Parquet rows and dataset rows are whole documents and never cut."""
 
 from __future__ import annotations
 
