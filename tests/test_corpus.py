@@ -200,3 +200,16 @@ def test_demo_tokenizers_count_exactly(demo: str, method: str, licences: list[Pa
         ids = np.asarray(tok.encode(p.read_bytes().decode("utf-8", errors="replace"), add_special_tokens=False).ids)
         np.add.at(expected, ids[ids < len(expected)], 1)
     np.testing.assert_array_equal(counts.counts, expected)
+
+
+def test_counts_survive_a_re_clustering(tiny_hf: TinyModel, licences: list[Path]) -> None:
+    from glitchview.core import operations
+    from glitchview.core.research_operations import count_corpus as count_for_session
+
+    session = operations.open_model(str(tiny_hf.path)).session()
+    session.apply(count_for_session(session.snapshot("corpus"), licences[:3]))
+    counts = session.analysis.corpus.counts.copy()
+    session.apply(operations.recluster(session.snapshot("re-cluster"), 5))
+    assert len(session.analysis.centers) == 5
+    np.testing.assert_array_equal(session.analysis.corpus.counts, counts)
+    assert "corpus_rarity" in session.analysis.scores
