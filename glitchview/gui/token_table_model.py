@@ -30,7 +30,7 @@ SELECTED_BRUSH = QBrush(QColor(255, 45, 149, 38))
 Index = QModelIndex | QPersistentModelIndex
 
 
-def research_cell(value) -> str:
+def research_cell(value: object) -> str:
     """A corpus count with thousands separators, a verdict label as it is, a number to 4 digits."""
     if isinstance(value, (int, np.integer)):
         return f"{value:,}"
