@@ -62,7 +62,8 @@ def main() -> None:
     from tokenizers import Tokenizer
 
     from glitchview.core.pipeline import open_model
-    from glitchview.core.scores.corpus import count_model_corpus, plan_units, tokenizer_file, unit_documents
+    from glitchview.core.scores.corpus import count_model_corpus, tokenizer_file
+    from glitchview.core.scores.corpus_sources import plan_units, unit_documents
 
     print(f"machine: {machine()}")
     model = open_model(args.model)
