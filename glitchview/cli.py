@@ -317,6 +317,84 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from .core.pipeline import ScanSettings, analyse, open_model
+    from .core.scores.corpus import count_model_corpus
+    from .core.store.analysis_file import load_analysis, save_analysis
+
+    bars = StepBars()
+    try:
+        model = open_model(args.model, sub_progress(bars, 0.0, 0.1))
+        analysis = None
+        if args.session and args.session.exists():
+            analysis = load_analysis(args.session)
+            if analysis.model.fingerprint != model.fingerprint:
+                raise GlitchViewError(f"{args.session} is an analysis of another model ({analysis.model.title}, "
+                                      f"fingerprint {analysis.model.fingerprint}); {args.model} has {model.fingerprint}")
+        counts = count_model_corpus(model, args.paths, args.field, args.workers, sub_progress(bars, 0.1, 0.8))
+        if args.session and analysis is None:
+            analysis = analyse(model, args.model, ScanSettings(), sub_progress(bars, 0.8, 1.0))
+    finally:
+        bars.close()
+    out = sys.stdout
+    out.write(f"\nCorpus: {counts.summary()}\n")
+    for note in counts.skipped[:10]:
+        out.write(f"Skipped: {escape_text(note)}\n")
+    top = np.argsort(-counts.counts, kind="stable")[: args.top]
+    out.write(f"\nMost frequent {len(top)} tokens:\n")
+    for i in top:
+        out.write(f"{i:>7}  {_cell(model.tokenizer.decode([int(i)]), TOKEN_WIDTH)} "
+                  f"{counts.counts[i]:>12,} {counts.per_million()[i]:>12.1f} per million\n")
+    if analysis is not None:
+        analysis.set_corpus(counts)
+        save_analysis(analysis, args.session)
+        out.write(f"Saved the counts with the analysis in {args.session}\n")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .core.research_operations import analysis_of
+    from .core.scores.compare import compare
+    from .core.store.comparison_csv import write_comparison
+
+    bars = StepBars()
+    try:
+        a = analysis_of(args.a, sub_progress(bars, 0.0, 0.5))
+        b = analysis_of(args.b, sub_progress(bars, 0.5, 1.0))
+    finally:
+        bars.close()
+    comparison = compare(a, b, args.indicator, args.share)
+    out = sys.stdout
+    out.write(f"\n{escape_text(comparison.summary())}\n")
+    delta = comparison.deltas[comparison.indicator]
+    for title, mask in (("B, not in A", comparison.only_b), ("A, not in B", comparison.only_a)):
+        ids = np.flatnonzero(mask)
+        out.write(f"\nUnder-trained in {title} ({len(ids)}; first {min(len(ids), args.top)} by |delta|):\n")
+        for i in ids[np.argsort(-np.abs(delta[ids]), kind="stable")][: args.top]:
+            out.write(f"{i:>7}  {_cell(a.table.texts[i], TOKEN_WIDTH)} delta {comparison.indicator} {delta[i]:+.4g}\n")
+    if args.out:
+        rows = write_comparison(a, comparison, args.out)
+        out.write(f"\nWrote {rows} tokens to {args.out}\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .core.research_operations import analysis_of
+    from .core.store.report import write_report
+
+    bars = StepBars()
+    start = time.perf_counter()
+    try:
+        analysis = analysis_of(args.target, sub_progress(bars, 0.0, 0.5))
+        report_start = time.perf_counter()
+        html_path, md_path = write_report(analysis, args.out, sub_progress(bars, 0.5, 1.0))
+    finally:
+        bars.close()
+    print(f"Wrote {html_path} and {md_path} in {time.perf_counter() - report_start:.1f} s "
+          f"({time.perf_counter() - start:.1f} s with the analysis)")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from .gui.app import main as gui_main
 
@@ -416,6 +494,33 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--top", type=int, help="only the top N tokens")
     group.add_argument("--flagged", action="store_true", help="only the flagged tokens")
     exp_p.set_defaults(func=cmd_export)
+
+    corpus_p = sub.add_parser("corpus", help="count every token of a corpus with the model's tokenizer")
+    corpus_p.add_argument("model", help="as for scan")
+    corpus_p.add_argument("paths", nargs="+", type=Path,
+                          help=".txt, .jsonl, .parquet files, saved datasets folders, or folders of them")
+    corpus_p.add_argument("--field", default="text", help="the text field of .jsonl / column of .parquet (default text)")
+    corpus_p.add_argument("--workers", type=int, help="child processes (default: one per core)")
+    corpus_p.add_argument("--top", type=int, default=10, help="how many of the most frequent tokens to list")
+    corpus_p.add_argument("--session", type=Path,
+                          help="keep the counts in this analysis file (made by a scan when it does not exist)")
+    corpus_p.set_defaults(func=cmd_corpus)
+
+    cmp_p = sub.add_parser("compare", help="compare two models (or analyses) that share a tokenizer, token by token")
+    cmp_p.add_argument("a", help="model A: a model (as for scan) or an analysis file (.gva.npz)")
+    cmp_p.add_argument("b", help="model B, the same")
+    cmp_p.add_argument("--out", type=Path, help="write every token's scores, deltas and verdicts to this CSV")
+    cmp_p.add_argument("--indicator", help="the indicator that decides 'under-trained' for unverified tokens "
+                                           "(default: glitch_score when present, else unembedding_cosine)")
+    cmp_p.add_argument("--share", type=float, default=0.02,
+                       help="the suspicious share of that indicator counted as under-trained (default 0.02)")
+    cmp_p.add_argument("--top", type=int, default=10, help="how many tokens of each side to list")
+    cmp_p.set_defaults(func=cmd_compare)
+
+    rep_p = sub.add_parser("report", help="write a self-contained HTML (and Markdown) report of a model or analysis")
+    rep_p.add_argument("target", help="a model (as for scan) or an analysis file (.gva.npz, with its verdicts)")
+    rep_p.add_argument("--out", type=Path, required=True, help="the folder to write report.html, report.md into")
+    rep_p.set_defaults(func=cmd_report)
 
     gui_p = sub.add_parser("gui", help="open the desktop window")
     gui_p.add_argument("target", nargs="?", default=DEFAULT_MODEL, help="a model or an analysis file")

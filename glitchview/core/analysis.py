@@ -12,12 +12,15 @@ from typing import Any
 import numpy as np
 
 from .model.vocab import KNOWN_UNUSED, TokenTable
+from .scores.compare import Comparison
+from .scores.corpus import CorpusCounts
 from .scores.indicators import GLITCH_SCORE_PARTS, INDICATORS, Direction, Ranking, combine_glitch_score, ranking
 from .scores.reference import ReferenceSet
 from .verify import verdicts as verdict_codes
 from .verify.verdicts import Verdict
 
 DEFAULT_INDICATOR = "glitch_score"  # the recommended score: what the window, table, map and export follow
+CORPUS_RARITY = "corpus_rarity"  # a score derived from the corpus counts (suspicious: high), never saved as one
 
 
 @dataclass
@@ -81,6 +84,8 @@ class Analysis:
     selection: np.ndarray | None = None  # the user's map/table selection, kept across save/open
     view: dict[str, Any] = field(default_factory=dict)  # how the window showed it: colour_by, projection
     verdicts: Verdicts | None = None
+    corpus: CorpusCounts | None = None  # token counts of a corpus, when one was counted
+    comparison: Comparison | None = None  # against a second model with the same vocabulary (not saved)
     # each indicator's ranking, computed once per analysis (copies made with dataclasses.replace share it:
     # their scores are the same arrays)
     rankings: dict[tuple[str, str], Ranking] = field(default_factory=dict, repr=False, compare=False)
@@ -113,6 +118,15 @@ class Analysis:
         if key not in self.rankings:
             self.rankings[key] = ranking(self.scores[indicator], key[1], self.known_unused)
         return self.rankings[key]
+
+    def set_corpus(self, corpus: CorpusCounts) -> None:
+        """Keep corpus counts and their indicator `corpus_rarity` (a new scores dict: snapshots that
+        share the old one are not changed under them)."""
+        if len(corpus.counts) != len(self):
+            raise ValueError(f"corpus counts for {len(corpus.counts)} tokens, the analysis has {len(self)}")
+        self.corpus = corpus
+        self.scores = {**self.scores, CORPUS_RARITY: corpus.rarity()}
+        self.rankings = {key: r for key, r in self.rankings.items() if key[0] != CORPUS_RARITY}
 
     def top(self, indicator: str, n: int, end: Direction | None = None) -> np.ndarray:
         """The ids of the `n` tokens at the given end (default: the suspicious end) of an indicator."""

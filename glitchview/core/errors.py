@@ -26,3 +26,11 @@ class AnalysisFileError(GlitchViewError):
 
 class Cancelled(GlitchViewError):
     """The user cancelled the running job."""
+
+
+class CorpusError(GlitchViewError):
+    """A corpus path is missing, not a regular file, of an unknown kind, corrupt or lacks its text field."""
+
+
+class VocabularyMismatch(GlitchViewError):
+    """Two models compared token by token do not share their vocabulary."""

@@ -113,14 +113,16 @@ class Reclustered(Result):
 
 def recluster(snapshot: Snapshot, k: int, progress: ProgressFn = no_progress,
               cancel: CancelToken | None = None) -> Reclustered:
-    """A new clustering with `k` clusters of the snapshot's own model; flags, verdicts and maps are kept
-    (the projections do not depend on k)."""
+    """A new clustering with `k` clusters of the snapshot's own model; flags, verdicts, corpus counts and
+    maps are kept (they do not depend on k)."""
     old = snapshot.analysis
     model = model_of(snapshot, sub_progress(progress, 0, 0.2), cancel)
     settings = ScanSettings(**{**old.settings, "clusters": k, "projections": ()})
     new = analyse(model, old.model.name, settings, sub_progress(progress, 0.2, 0.95), cancel, table=old.table)
     new.projections, new.settings["projections"] = dict(old.projections), list(old.projections)
     new.flagged, new.verdicts, new.view, new.selection = old.flagged, old.verdicts, dict(old.view), old.selection
+    if old.corpus is not None:  # the counts do not depend on k (a comparison does, through A's clusters: dropped)
+        new.set_corpus(old.corpus)
     return Reclustered(snapshot.stamp, new, prepare_view_data(new, sub_progress(progress, 0.95, 1.0)), model)
 
 

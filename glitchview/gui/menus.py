@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QMenu, QMessageBox
 
 from ..core.logs import log_folder, log_path
+from . import research_actions
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -61,6 +62,10 @@ def build_menus(w: MainWindow) -> None:
     add_action(w, file, "Export flagged tokens…", lambda: w.export("flagged"), "Ctrl+E")
     add_action(w, file, "Export selection…", lambda: w.export("selection"))
     add_action(w, file, "Export glitch filter list…", w.export_filter_list)
+    add_action(w, file, "Export report…", lambda: research_actions.export_report(w))
+    file.addSeparator()
+    add_action(w, file, "Count corpus tokens…", lambda: research_actions.count_corpus(w))
+    add_action(w, file, "Compare with…", lambda: research_actions.compare_with(w))
     file.addSeparator()
     add_action(w, file, "Quit", w.close, "Ctrl+Q")
     edit = bar.addMenu("&Edit")

@@ -24,6 +24,7 @@ from ..core.scores.indicators import INDICATORS
 from ..core.store.text import escape_text
 from ..core.verify.taxonomy import TAXONOMY
 from ..core.verify.verdicts import LABELS
+from ..core.view.research import describe_indicator
 from .hub import SessionHub
 
 
@@ -69,9 +70,10 @@ class SettingsPanel(QWidget):
             signal.connect(self._sync)
 
     def _indicator_changed(self, name: str) -> None:
-        ind = INDICATORS[name]
-        ends = "; ".join(f"{end} end: {ind.end_label(end)}" for end in ("low", "high"))
-        self.indicator_help.setText(f"{ind.description}. Ranked from the {ind.suspicious} end ({ends}).")
+        description, suspicious = describe_indicator(name)
+        ind = INDICATORS.get(name)
+        ends = "; ".join(f"{end} end: {ind.end_label(end)}" for end in ("low", "high")) if ind else "corpus counts"
+        self.indicator_help.setText(f"{description}. Ranked from the {suspicious} end ({ends}).")
         if self.hub.session is not None:
             self.hub.session.set_indicator(name)
 
@@ -83,6 +85,9 @@ class SettingsPanel(QWidget):
         self.clusters.setValue(len(a.centers))
         self.projection.setCurrentIndex(PROJECTIONS.index(s.projection))
         self.indicator.blockSignals(True)
+        if [self.indicator.itemText(i) for i in range(self.indicator.count())] != list(a.scores):
+            self.indicator.clear()  # corpus counts add corpus_rarity
+            self.indicator.addItems(list(a.scores))
         self.indicator.setCurrentText(s.indicator)
         self.indicator.blockSignals(False)
         self._indicator_changed(s.indicator)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from ..core.model.vocab import CATEGORIES, FLAGS
 from ..core.store.export import export_columns, export_rows
 from ..core.view.find import match_texts
+from ..core.view.research import FILTERS as RESEARCH_FILTERS
 from .hub import SessionHub
 from .token_table_model import VERDICT_FILTERS, TokenTableModel
 from .workers import JobRunner
@@ -58,7 +59,7 @@ class TokenTable(QWidget):
         self.category = QComboBox()
         self.category.addItems(["any category", *CATEGORIES])
         self.flag = QComboBox()
-        self.flag.addItems(["any flag", "flagged", *VERDICT_FILTERS, *FLAGS])
+        self.flag.addItems(["any flag", "flagged", *VERDICT_FILTERS, *RESEARCH_FILTERS, *FLAGS])
         self.cluster = QComboBox()
         self.only_selection = QCheckBox("only selection")
         for combo in (self.category, self.flag, self.cluster):

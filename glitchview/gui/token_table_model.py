@@ -17,6 +17,8 @@ from ..core.session import Session
 from ..core.store.text import escape_text
 from ..core.verify.taxonomy import TAXONOMY
 from ..core.verify.verdicts import GLITCH_VERDICTS, LABELS, Verdict
+from ..core.view.research import FILTERS as RESEARCH_FILTERS
+from ..core.view.research import research_columns, research_filter
 from .hub import SessionHub
 
 BASE_COLUMNS = ["id", "token", "category", "flags", "cluster"]
@@ -25,6 +27,13 @@ VERDICT_FILTERS = {"verified glitch": list(GLITCH_VERDICTS), "verified": [v for 
                    "suspect": [Verdict.SUSPECT], "crash": [Verdict.CRASH]}
 SELECTED_BRUSH = QBrush(QColor(255, 45, 149, 38))
 Index = QModelIndex | QPersistentModelIndex
+
+
+def research_cell(value: object) -> str:
+    """A corpus count with thousands separators, a verdict label as it is, a number to 4 digits."""
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    return value if isinstance(value, str) else f"{value:.4g}"
 
 
 class TokenTableModel(QAbstractTableModel):
@@ -41,6 +50,7 @@ class TokenTableModel(QAbstractTableModel):
         self.filter_category, self.filter_flag, self.filter_cluster = "", "", -1
         self.only_selection = False
         self.taxonomy = np.zeros(0, dtype=np.int8)
+        self.research: dict[str, np.ndarray] = {}  # corpus and comparison columns (core.view.research)
         hub.analysisChanged.connect(self.reset)
         hub.verdictsChanged.connect(self._verdicts_changed)
         hub.flagsChanged.connect(self._flags_changed)
@@ -55,7 +65,8 @@ class TokenTableModel(QAbstractTableModel):
         self.beginResetModel()
         a = self.session.analysis if self.session else None
         self.taxonomy = self.session.view.taxonomy if self.session else np.zeros(0, dtype=np.int8)
-        self.columns = [*BASE_COLUMNS, *(a.scores if a else []), "rank", "flagged", *VERDICT_COLUMNS]
+        self.research = research_columns(a) if a else {}
+        self.columns = [*BASE_COLUMNS, *(a.scores if a else []), "rank", "flagged", *VERDICT_COLUMNS, *self.research]
         self.rows = self.candidate_ids()
         self.endResetModel()  # the view sorts it right after (TokenTable._on_analysis)
         if self.filter_text:
@@ -119,6 +130,8 @@ class TokenTableModel(QAbstractTableModel):
             return str(int(self.session.rank()[i]))
         if name in a.scores:
             return f"{a.scores[name][i]:.5g}"
+        if name in self.research:
+            return research_cell(self.research[name][i])
         v = a.verdicts
         if name in VERDICT_COLUMNS and v is not None and v.is_verified(i):
             if name == "verdict":
@@ -160,6 +173,9 @@ class TokenTableModel(QAbstractTableModel):
             return self.session.rank()
         if name == "flagged":
             return a.flagged
+        if name in self.research:
+            column = self.research[name]
+            return column.tolist() if column.dtype == object else column
         v = a.ensure_verdicts()
         if name == "verdict":
             return v.verdict
@@ -213,6 +229,8 @@ class TokenTableModel(QAbstractTableModel):
             mask &= a.table.category == CATEGORIES.index(self.filter_category)
         if self.filter_flag in VERDICT_FILTERS:
             mask &= np.isin(a.ensure_verdicts().verdict, VERDICT_FILTERS[self.filter_flag])
+        elif self.filter_flag in RESEARCH_FILTERS:
+            mask &= research_filter(a, self.filter_flag)
         elif self.filter_flag:
             mask &= a.flagged if self.filter_flag == "flagged" else a.table.flags[self.filter_flag]
         if self.filter_cluster >= 0:

@@ -5,9 +5,10 @@ Format (documented, never pickle): a NumPy `.npz` archive (a zip of `.npy` membe
 settings, reference rule, timings, score names); strings are stored as one byte blob plus an
 offsets array each (`pieces`, `texts`, `bytes`); numeric columns are plain arrays named
 `flag_<name>`, `score_<name>`, `projection_<name>`, `labels`, `centers`, `category`,
-`reference_ids`, `flagged`, and when present `selection` and the verification results
-(`verdict`, `max_prob`, `reasons`; the prompt-run history is in `meta`). Files are written
-atomically."""
+`reference_ids`, `flagged`, and when present `selection`, the verification results
+(`verdict`, `max_prob`, `reasons`; the prompt-run history is in `meta`) and corpus counts
+(`corpus_counts`, int64 per token; what was counted is `meta["corpus"]`; `corpus_rarity` is derived
+from them on reading, never stored). Files are written atomically."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import Analysis, ModelInfo, Verdicts
+from ..analysis import CORPUS_RARITY, Analysis, ModelInfo, Verdicts
 from ..errors import AnalysisFileError
 from ..model.vocab import table_arrays, table_from_arrays
+from ..scores.corpus import CorpusCounts
 from ..scores.reference import ReferenceSet
 from .blobs import pack_strings, unpack_strings
 from .files import atomic_write
@@ -36,7 +38,8 @@ def save_analysis(analysis: Analysis, path: Path) -> Path:
     table = analysis.table
     arrays: dict[str, np.ndarray] = {}
     arrays.update(table_arrays(table))
-    for name, values in analysis.scores.items():
+    scores = {name: values for name, values in analysis.scores.items() if name != CORPUS_RARITY}
+    for name, values in scores.items():
         arrays[f"score_{name}"] = values
     for name, coords in analysis.projections.items():
         arrays[f"projection_{name}"] = coords
@@ -50,10 +53,12 @@ def save_analysis(analysis: Analysis, path: Path) -> Path:
     meta = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "model": asdict(analysis.model),
         "settings": analysis.settings, "inertia": analysis.inertia, "reference_rule": analysis.reference.rule,
-        "timings": analysis.timings, "scores": list(analysis.scores), "projections": list(analysis.projections),
+        "timings": analysis.timings, "scores": list(scores), "projections": list(analysis.projections),
         "view": analysis.view,
         "history": analysis.verdicts.history if analysis.verdicts is not None else [],
     }
+    if analysis.corpus is not None:
+        arrays["corpus_counts"], meta["corpus"] = analysis.corpus.counts, analysis.corpus.meta()
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     with atomic_write(path) as handle:
         np.savez(handle, allow_pickle=False, **arrays)
@@ -94,7 +99,7 @@ def _build(arrays: dict[str, np.ndarray], meta: dict) -> Analysis:
     for name, column in [*scores.items(), ("labels", arrays["labels"]), ("flagged", arrays["flagged"])]:
         if len(column) != n:
             raise ValueError(f"column {name} has {len(column)} rows, the token table {n}")
-    return Analysis(
+    analysis = Analysis(
         model=ModelInfo(**meta["model"]), settings=meta["settings"], table=table, scores=scores,
         labels=arrays["labels"], centers=arrays["centers"], inertia=float(meta["inertia"]),
         reference=ReferenceSet(arrays["reference_ids"], meta["reference_rule"]),
@@ -104,3 +109,6 @@ def _build(arrays: dict[str, np.ndarray], meta: dict) -> Analysis:
                           unpack_strings(arrays["reasons_blob"], arrays["reasons_offsets"]),
                           meta.get("history", [])) if "verdict" in arrays else None,
     )
+    if "corpus_counts" in arrays:
+        analysis.set_corpus(CorpusCounts.from_meta(arrays["corpus_counts"], meta["corpus"]))
+    return analysis

@@ -17,6 +17,7 @@ from ..analysis import Analysis
 from ..model.vocab import CATEGORIES, FLAGS
 from ..scores.indicators import INDICATORS
 from ..verify.verdicts import LABELS, Verdict
+from .research import COMPARE_COLOURING, COMPARE_LABELS, compare_codes, research_colourings, research_columns
 
 CONTINUOUS_BINS = 64
 _VIRIDIS = np.array([  # viridis at 10 evenly spaced stops; linear interpolation between them
@@ -30,6 +31,7 @@ _FLAG_OFF, _FLAG_ON = [120, 120, 130], [255, 64, 64]
 _VERDICT_COLOURS = np.array([  # in Verdict order: unverified, strong_glitch, glitch, uncertain, normal, crash, suspect
     [90, 92, 100], [255, 45, 149], [240, 130, 60], [240, 228, 66], [86, 180, 233], [255, 255, 255],
     [204, 121, 167]], dtype=np.uint8)
+_COMPARE_COLOURS = np.array([[90, 92, 100], [240, 228, 66], [0, 114, 178], [255, 45, 149]], dtype=np.uint8)
 _VERDICT_DRAW_ORDER = [Verdict.UNVERIFIED, Verdict.NORMAL, Verdict.UNCERTAIN, Verdict.SUSPECT, Verdict.GLITCH,
                        Verdict.STRONG_GLITCH, Verdict.CRASH]  # bottom to top
 
@@ -96,7 +98,8 @@ def discrete(name: str, codes: np.ndarray, labels: list[str], colours: np.ndarra
 
 def colour_options(analysis: Analysis) -> list[str]:
     """Everything the map can be coloured by, in menu order."""
-    return [*analysis.scores, "cluster", "category", *(f"flag:{f}" for f in FLAGS), "flagged", "verdict"]
+    return [*analysis.scores, "cluster", "category", *(f"flag:{f}" for f in FLAGS), "flagged", "verdict",
+            *research_colourings(analysis)]
 
 
 def colouring_for(analysis: Analysis, name: str) -> Colouring:
@@ -108,6 +111,10 @@ def colouring_for(analysis: Analysis, name: str) -> Colouring:
         return discrete(name, analysis.labels, [f"cluster {c}" for c in range(k)])
     if name == "category":
         return discrete(name, analysis.table.category.astype(np.int64), list(CATEGORIES))
+    if name == COMPARE_COLOURING:
+        return discrete(name, compare_codes(analysis), COMPARE_LABELS, _COMPARE_COLOURS)
+    if name in research_colourings(analysis):  # a delta B - A
+        return continuous(name, research_columns(analysis)[name])
     if name == "verdict":
         codes = analysis.ensure_verdicts().verdict.astype(np.int64)
         return discrete(name, codes, list(LABELS), _VERDICT_COLOURS, draw_order=[int(v) for v in _VERDICT_DRAW_ORDER])
