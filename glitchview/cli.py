@@ -11,13 +11,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import numpy as np
 
 from . import __version__
 from .core.analysis import Analysis
-from .core.errors import Cancelled, GlitchViewError
+from .core.errors import Cancelled, GlitchViewError, one_line
 from .core.model.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
 from .core.progress import sub_progress
 from .core.scores.indicators import INDICATORS, short_name
@@ -101,11 +101,52 @@ def _print_summary(analysis: Analysis, out: TextIO) -> None:
     out.write(f"Timings: {timing}\n")
 
 
-def _parse_ids(text: str) -> list[int]:
+MAX_SEED = 2**32 - 1  # numpy's and k-means' seeds are 32-bit
+MAX_ID = 2**31 - 1
+
+
+def _integer(text: str, what: str, low: int, high: int) -> int:
+    """An integer option within [low, high], or an argument error that says which values are allowed."""
     try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
+        value = int(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated token ids, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A positive count (--top, --clusters): zero or a negative number is an argument error."""
+    return _integer(text, "a positive whole number", 1, MAX_ID)
+
+
+def _amount(text: str) -> int:
+    """A count where zero means none (--sample, --show)."""
+    return _integer(text, "a whole number, 0 or more", 0, MAX_ID)
+
+
+def _seed(text: str) -> int:
+    return _integer(text, f"a seed between 0 and {MAX_SEED}", 0, MAX_SEED)
+
+
+def _parse_ids(text: str) -> list[int]:
+    """Comma-separated token ids; a negative id is an argument error (it would name a row from the end)."""
+    parts = [part for part in text.replace(" ", "").split(",") if part]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated token ids, got '{text}'")
+    return [_integer(part, f"comma-separated token ids (0 to {MAX_ID})", 0, MAX_ID) for part in parts]
+
+
+class UsageError(GlitchViewError):
+    """A command-line argument is wrong (reported in one line, exit status 2, like every user error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an argument error is one line of ours instead of a usage dump and an exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -192,13 +233,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         out.write(f"{i:>7}  {_cell(analysis.table.texts[i], TOKEN_WIDTH)} {verdicts.max_prob[i]:>10.3g}  "
                   f"{LABELS[verdicts.verdict[i]]:<14} {TAXONOMY[code]}\n")
     crashes = result.ids[result.verdicts == Verdict.CRASH]
-    for i in crashes[: args.show]:
-        out.write(f"crash {i}: {verdicts.reasons[i]}\n")
+    for i in crashes[: args.show]:  # from the result: ids past the matrix have no row in the analysis
+        out.write(f"crash {i}: {result.reasons[int(np.flatnonzero(result.ids == i)[0])]}\n")
     if not args.ids:
         out.write(f"\nIndicator quality against these verdicts (top {args.top} of each indicator verified):\n")
         out.write(format_quality(analysis, verdicts.verdict, sample, args.top) + "\n")
     if args.out:
-        rows = write_csv(analysis, args.out, result.ids, indicators[0])
+        rows = write_csv(analysis, args.out, result.ids[result.ids < len(analysis)], indicators[0])
         out.write(f"\nWrote {rows} verified tokens to {args.out}\n")
     if args.filter_list:
         listed = write_filter_list(analysis, args.filter_list)
@@ -212,7 +253,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .core.store.analysis_file import load_analysis
     from .core.store.export import write_csv, write_json
+    from .core.store.files import refuse_overwriting
 
+    refuse_overwriting(args.out, args.session)
     analysis = load_analysis(args.session)
     indicator = args.indicator or analysis.settings.get("indicator", "cluster_distance")
     if indicator not in analysis.scores:
@@ -249,7 +292,7 @@ def cmd_indicators(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glitchview", description="Find, map and verify glitch tokens.")
+    parser = _Parser(prog="glitchview", description="Find, map and verify glitch tokens.")
     parser.add_argument("--version", action="version", version=f"glitchview {__version__}")
     parser.add_argument("--self-test", action="store_true",
                         help="check the installation (packages, Qt, torch, demo model) and analyse a tiny model offscreen")
@@ -258,37 +301,37 @@ def build_parser() -> argparse.ArgumentParser:
     scan_p = sub.add_parser("scan", help="load a model, score every token, cluster, project; print suspects")
     scan_p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                         help=f"demo name ({', '.join(DEMO_MODELS)}), a Hugging Face folder or a .gguf file")
-    scan_p.add_argument("--clusters", "-k", type=int, default=20, help="k-means clusters (default 20)")
+    scan_p.add_argument("--clusters", "-k", type=_count, default=20, help="k-means clusters (default 20)")
     scan_p.add_argument("--indicator", default="cluster_distance", choices=list(INDICATORS),
                         help="indicator to rank by (default cluster_distance, the seed's score)")
     scan_p.add_argument("--end", choices=["low", "high", "both"], default="both",
                         help="which end of the indicator to list (default both, suspicious end first; "
                              "the CSV is ranked from the first)")
-    scan_p.add_argument("--top", type=int, default=20, help="how many suspects to print (default 20)")
+    scan_p.add_argument("--top", type=_count, default=20, help="how many suspects to print (default 20)")
     scan_p.add_argument("--out", type=Path, help="write a CSV of all tokens, ranked (see --out-top)")
     scan_p.add_argument("--out-top", action="store_true", help="write only the top N to the CSV")
     scan_p.add_argument("--session", type=Path, help="save the analysis to this file (.gva.npz)")
     scan_p.add_argument("--umap", action="store_true", help="also compute the UMAP projection")
-    scan_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    scan_p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     scan_p.add_argument("--reference-ids", type=_parse_ids,
                         help="comma-separated ids of known unused tokens (overrides the automatic rule)")
     scan_p.set_defaults(func=cmd_scan)
 
     ver_p = sub.add_parser("verify", help="verify suspects by the model's own behaviour (repetition test)")
     ver_p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help="as for scan")
-    ver_p.add_argument("--top", type=int, default=100, help="verify the top N of the indicator(s) (default 100)")
+    ver_p.add_argument("--top", type=_count, default=100, help="verify the top N of the indicator(s) (default 100)")
     ver_p.add_argument("--indicator", default="all", choices=["all", *INDICATORS],
                        help="whose top N to verify (default all, which also measures each indicator)")
-    ver_p.add_argument("--sample", type=int, default=100,
+    ver_p.add_argument("--sample", type=_amount, default=100,
                        help="also verify this many random ordinary tokens, the base rate (default 100)")
     ver_p.add_argument("--ids", type=_parse_ids, help="verify exactly these token ids instead")
     ver_p.add_argument("--mode", choices=["full", "fast"], default="full",
                        help="full: three repetition prompts; fast: one short screening prompt")
     ver_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                        help="network precision (auto: bfloat16 where the CPU has bf16 matrix units)")
-    ver_p.add_argument("--clusters", "-k", type=int, default=20)
-    ver_p.add_argument("--seed", type=int, default=0)
-    ver_p.add_argument("--show", type=int, default=20, help="how many glitch tokens to list (default 20)")
+    ver_p.add_argument("--clusters", "-k", type=_count, default=20)
+    ver_p.add_argument("--seed", type=_seed, default=0)
+    ver_p.add_argument("--show", type=_amount, default=20, help="how many glitch tokens to list (default 20)")
     ver_p.add_argument("--out", type=Path, help="write the verified tokens to this CSV")
     ver_p.add_argument("--filter-list", type=Path, help="write the verified glitch tokens as a JSON filter list")
     ver_p.add_argument("--session", type=Path, help="save the analysis with its verdicts")
@@ -300,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp_p.add_argument("--indicator", choices=list(INDICATORS), help="indicator to rank by")
     exp_p.add_argument("--end", choices=["low", "high"], help="end of the indicator (default: suspicious)")
     group = exp_p.add_mutually_exclusive_group()
-    group.add_argument("--top", type=int, help="only the top N tokens")
+    group.add_argument("--top", type=_count, help="only the top N tokens")
     group.add_argument("--flagged", action="store_true", help="only the flagged tokens")
     exp_p.set_defaults(func=cmd_export)
 
@@ -317,7 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"glitchview: error: {one_line(exc)} (see --help)", file=sys.stderr)
+        return EXIT_USER_ERROR
     if args.self_test:
         from .selftest import run
 
@@ -334,10 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nglitchview: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (GlitchViewError, ValueError, OSError) as exc:
-        print(f"glitchview: error: {exc}", file=sys.stderr)
+        print(f"glitchview: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Exception as exc:  # a bug: still one line unless debugging
         if os.environ.get("GLITCHVIEW_DEBUG"):
             traceback.print_exc()
-        print(f"glitchview: unexpected error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        print(f"glitchview: unexpected error ({type(exc).__name__}): {one_line(exc)}", file=sys.stderr)
         return 1

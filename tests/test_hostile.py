@@ -1,0 +1,179 @@
+"""Hostile inputs, round two (issue 12): special files at output and input paths, header and zip
+bombs, damaged analysis files, out-of-range ids and counts, unusual vocabularies and matrices.
+Every case ends in a result or in one of our typed errors with a one-line message."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_models import TinyModel
+
+from glitchview.cli import main
+from glitchview.core.analysis import Analysis
+from glitchview.core.errors import OutputFileError
+from glitchview.core.pipeline import ScanSettings, scan
+from glitchview.core.store.analysis_file import save_analysis
+from glitchview.core.store.export import safe_cell, write_csv, write_json
+from glitchview.core.store.files import atomic_write, remove_stale_temporaries
+
+
+@pytest.fixture(scope="module")
+def tiny_analysis(tiny_hf: TinyModel) -> Analysis:
+    return scan(str(tiny_hf.path), ScanSettings(clusters=4))[1]
+
+
+@pytest.fixture(scope="module")
+def saved(tiny_analysis: Analysis, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_analysis(tiny_analysis, tmp_path_factory.mktemp("saved") / "a.gva.npz")
+
+
+def _one_line_error(capsys, args: list[str], message: str) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert message in err[0] and "Traceback" not in err[0] and "\x1b" not in err[0]
+
+
+# --- item 1: saving never replaces what is at the path ---------------------------------------
+
+def test_saving_to_a_character_device_writes_through(tiny_analysis: Analysis) -> None:
+    before = os.stat("/dev/null")
+    assert write_csv(tiny_analysis, Path("/dev/null"), [1, 2], "norm") == 2
+    after = os.stat("/dev/null")
+    assert (after.st_mode, after.st_rdev, after.st_ino) == (before.st_mode, before.st_rdev, before.st_ino)
+
+
+def test_saving_to_a_fifo_writes_through_or_refuses(tiny_analysis: Analysis, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputFileError, match="FIFO that nobody reads"):  # never hangs waiting for one
+        write_csv(tiny_analysis, fifo, [1], "norm")
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    while True:  # the reader is waiting in open(); a writer may now write through
+        try:
+            write_csv(tiny_analysis, fifo, [1, 2, 3], "norm")
+            break
+        except OutputFileError:
+            continue
+    reader.join(10)
+    assert fifo.is_fifo() and received[0].count(b"\r\n") == 4
+
+
+def test_saving_through_a_symlink_replaces_its_target(tiny_analysis: Analysis, tmp_path: Path) -> None:
+    target = tmp_path / "real" / "out.csv"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    write_csv(tiny_analysis, link, [1, 2], "norm")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text(encoding="utf-8").startswith("id,piece")
+    assert not list(target.parent.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_saving_over_a_folder_is_refused(tiny_analysis: Analysis, tmp_path: Path) -> None:
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(OutputFileError, match="it is a folder"):
+        write_csv(tiny_analysis, tmp_path / "dir.csv", [1], "norm")
+    assert (tmp_path / "dir.csv").is_dir()
+
+
+def test_export_over_its_own_analysis_is_refused(saved: Path, tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "a.gva.npz"
+    shutil.copy(saved, copy)
+    link = tmp_path / "other-name.csv"
+    link.symlink_to(copy)
+    for out in (copy, link):
+        _one_line_error(capsys, ["export", str(copy), "--out", str(out)], "over the input file")
+    assert copy.read_bytes() == saved.read_bytes()
+
+
+# --- item 16: stale temporary files of dead writers are cleaned --------------------------------
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    target = tmp_path / "a.csv"
+    stale = tmp_path / f".a.csv.{dead_pid}.x1y2.tmp"
+    live = tmp_path / f".a.csv.{os.getppid()}.z3w4.tmp"  # a live writer: kept
+    other = tmp_path / f".b.csv.{dead_pid}.q5.tmp"  # another file's: kept
+    for path in (stale, live, other):
+        path.write_text("partial")
+    with atomic_write(target, "w") as handle:
+        handle.write("new")
+    assert target.read_text() == "new"
+    assert not stale.exists() and live.exists() and other.exists()
+    assert remove_stale_temporaries(target) == []
+
+
+# --- item 12 and 16: strict JSON, one-to-one CSV cells ------------------------------------------
+
+def test_json_export_writes_null_for_nan_and_infinity(tiny_analysis: Analysis, tmp_path: Path) -> None:
+    tiny_analysis.scores["norm"][[1, 2]] = [np.nan, np.inf]
+    try:
+        write_json(tiny_analysis, tmp_path / "a.json", [1, 2, 3], "norm")
+    finally:
+        tiny_analysis.scores["norm"][[1, 2]] = 1.0
+    text = (tmp_path / "a.json").read_text(encoding="utf-8")
+    rows = json.loads(text, parse_constant=lambda name: pytest.fail(f"invalid JSON constant {name}"))["tokens"]
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["1"]["norm"] is None and by_id["2"]["norm"] is None and isinstance(by_id["3"]["norm"], float)
+
+
+@pytest.mark.parametrize("a, b", [("'=already", "=already"), ("'+1", "+1"), ("''x", "'x")])
+def test_csv_cells_stay_one_to_one(a: str, b: str) -> None:
+    assert safe_cell(a) != safe_cell(b)
+    assert safe_cell(a).startswith("'") and safe_cell(b).startswith("'")
+    assert safe_cell(a)[1:] == a and safe_cell(b)[1:] == b
+
+
+# --- items 4 and 13: ids and counts on the command line -----------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["scan", "smollm2", "--top", "-5"], "argument --top: expected a positive whole number, got -5"),
+    (["scan", "smollm2", "--top", "0"], "expected a positive whole number, got 0"),
+    (["scan", "smollm2", "-k", "0"], "expected a positive whole number, got 0"),
+    (["scan", "smollm2", "--seed", "1e23"], "expected a seed between 0 and 4294967295"),
+    (["scan", "smollm2", "--seed", "100000000000000000000000"], "expected a seed between"),
+    (["verify", "smollm2", "--top=-3", "--sample", "0"], "argument --top: expected a positive whole number"),
+    (["verify", "smollm2", "--sample=-5"], "argument --sample: expected a whole number, 0 or more, got -5"),
+    (["verify", "smollm2", "--ids=-1"], "argument --ids: expected comma-separated token ids"),
+    (["verify", "smollm2", "--ids", "3,-1"], "got -1"),
+    (["verify", "smollm2", "--ids", ","], "expected comma-separated token ids"),
+    (["scan", "smollm2", "--reference-ids", "-4"], "expected comma-separated token ids"),
+    (["export", "x.gva.npz", "--out", "y.csv", "--top", "0"], "argument --top: expected a positive whole number"),
+])
+def test_bad_counts_ids_and_seeds_are_argument_errors(args: list[str], message: str, capsys) -> None:
+    _one_line_error(capsys, args, message)
+
+
+def test_ids_past_the_matrix_are_crash_findings(tiny_hf: TinyModel, tmp_path: Path, capsys) -> None:
+    from tokenizers import AddedToken, Tokenizer
+
+    folder = tmp_path / "mismatch"
+    shutil.copytree(tiny_hf.path, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.add_tokens([AddedToken(f"orphan{k}", special=False) for k in range(3)])
+    tok.save(str(folder / "tokenizer.json"))
+    n = tiny_hf.vocab_size
+    session, out = tmp_path / "v.gva.npz", tmp_path / "v.csv"
+    code = main(["verify", str(folder), "-k", "3", "--ids", f"5,{n + 1}", "--session", str(session),
+                 "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"crash {n + 1}: crash: id {n + 1} has no embedding row" in captured.out
+    assert "Verdicts:" in captured.out and "crash 1" in captured.out
+    from glitchview.core.store.analysis_file import load_analysis
+
+    verdicts = load_analysis(session).verdicts
+    assert verdicts.is_verified(5) and not verdicts.is_verified(n - 1)  # nothing landed on the last row
