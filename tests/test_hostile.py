@@ -177,3 +177,169 @@ def test_ids_past_the_matrix_are_crash_findings(tiny_hf: TinyModel, tmp_path: Pa
 
     verdicts = load_analysis(session).verdicts
     assert verdicts.is_verified(5) and not verdicts.is_verified(n - 1)  # nothing landed on the last row
+
+
+# --- items 3, 6, 11: damaged and hostile analysis files ------------------------------------------
+
+def _members(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    return arrays, json.loads(arrays["meta"].tobytes())
+
+
+def _write(path: Path, arrays: dict[str, np.ndarray], meta: object, raw_meta: bytes | None = None) -> Path:
+    meta_bytes = raw_meta if raw_meta is not None else json.dumps(meta).encode()
+    np.savez(path, **{**arrays, "meta": np.frombuffer(meta_bytes, dtype=np.uint8)})
+    return path
+
+
+def _damage(saved: Path, tmp_path: Path, change) -> Path:
+    arrays, meta = _members(saved)
+    change(arrays, meta)
+    return _write(tmp_path / "damaged.gva.npz", arrays, meta)
+
+
+def _set(name: str, make):
+    return lambda arrays, meta: arrays.__setitem__(name, make(arrays[name]))
+
+
+def _set_meta(*keys, value):
+    def change(arrays, meta):
+        target = meta
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    return change
+
+
+def _with_verdict(code: int):
+    def change(arrays, meta):
+        n = len(arrays["labels"])
+        arrays["verdict"] = np.full(n, code, dtype=np.int8)
+        arrays["max_prob"] = np.zeros(n, dtype=np.float32)
+        arrays["reasons_blob"], arrays["reasons_offsets"] = np.zeros(0, np.uint8), np.zeros(n + 1, np.int64)
+    return change
+
+
+DAMAGE = {
+    "labels of a million": (_set("labels", lambda a: np.full_like(a, 10**6)), "cluster labels out of range"),
+    "negative label": (_set("labels", lambda a: np.where(np.arange(len(a)) == 3, -1, a)), "cluster labels"),
+    "short labels": (_set("labels", lambda a: a[:-1]), "member labels has shape"),
+    "short flag": (_set("flag_special", lambda a: a[:-1]), "member flag_special has shape"),
+    "short text offsets": (_set("texts_offsets", lambda a: a[:-2]), "member texts_offsets has shape"),
+    "short category": (_set("category", lambda a: a[:5]), "member category has shape"),
+    "category code": (_set("category", lambda a: np.full_like(a, 99)), "category codes out of range"),
+    "offsets past the blob": (_set("pieces_offsets", lambda a: a + 5), "pieces offsets"),
+    "offsets not monotone": (_set("bytes_offsets", lambda a: a[::-1].copy()), "bytes offsets"),
+    "reference id": (_set("reference_ids", lambda a: a + 10**6), "reference ids out of range"),
+    "object dtype": (_set("flagged", lambda a: a.astype(np.float64)), "member flagged has dtype float64"),
+    "verdict code": (_with_verdict(42), "verdict codes out of range"),
+    "version string": (_set_meta("version", value="2"), "format version '2'"),
+    "version null": (_set_meta("version", value=None), "format version None"),
+    "n_tokens string": (_set_meta("model", "n_tokens", value="320"), "model field 'n_tokens'"),
+    "n_tokens wrong": (_set_meta("model", "n_tokens", value=5), "has shape"),
+    "dim huge": (_set_meta("model", "dim", value=10**12), "dimensions"),
+    "scores not a list": (_set_meta("scores", value="norm"), "list of scores"),
+    "settings a list": (_set_meta("settings", value=[1]), "settings, inertia or reference rule"),
+    "projection NaN": (_set("projection_pca", lambda a: np.full_like(a, np.nan)), "projection_pca holds NaN"),
+    "member missing": (lambda arrays, meta: arrays.pop("centers"), "member centers is missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_damaged_analysis_files_give_one_clear_error(case: str, saved: Path, tmp_path: Path, capsys) -> None:
+    change, message = DAMAGE[case]
+    path = _damage(saved, tmp_path, change)
+    _one_line_error(capsys, ["export", str(path), "--out", str(tmp_path / "x.csv")], message)
+
+
+@pytest.mark.parametrize("meta, message", [
+    (b"[1, 2]", "not a GlitchView analysis file"),
+    (b"null", "not a GlitchView analysis file"),
+    (b"[" * 100_000 + b"]" * 100_000, "unreadable metadata"),
+    (b"\xff\xfe", "unreadable metadata"),
+])
+def test_foreign_metadata_is_refused(meta: bytes, message: str, saved: Path, tmp_path: Path, capsys) -> None:
+    arrays, _ = _members(saved)
+    path = _write(tmp_path / "foreign.gva.npz", arrays, None, raw_meta=meta)
+    _one_line_error(capsys, ["export", str(path), "--out", str(tmp_path / "x.csv")], message)
+
+
+def _npy_header(dtype: str, shape: tuple[int, ...]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def test_a_member_header_claiming_a_terabyte_is_refused_before_reading(saved: Path, tmp_path: Path, capsys) -> None:
+    import zipfile
+
+    path = tmp_path / "claim.gva.npz"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "pieces_blob.npy":
+                data = _npy_header("|u1", (2**40,)) + b"\0" * 64
+            dst.writestr(info.filename, data)
+    _one_line_error(capsys, ["export", str(path), "--out", str(tmp_path / "x.csv")],
+                    "member pieces_blob's header claims 1,099,511,627,776 bytes")
+
+
+def test_zip_bombs_are_never_inflated(saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys) -> None:
+    import resource
+    import time
+    import zipfile
+
+    from glitchview.core.store.analysis_file import load_analysis
+
+    bomb = _npy_header("|u1", (512 * 2**20,))
+    extra, defined = tmp_path / "extra.gva.npz", tmp_path / "defined.gva.npz"
+    shutil.copy(saved, extra)
+    with zipfile.ZipFile(extra, "a", compression=zipfile.ZIP_DEFLATED) as archive:  # a member the format lacks
+        with archive.open("bomb.npy", "w", force_zip64=True) as member:
+            member.write(bomb)
+            for _ in range(512):
+                member.write(bytes(2**20))
+    assert extra.stat().st_size < 4 * 2**20
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(defined, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename != "texts_blob.npy":
+                dst.writestr(info.filename, src.read(info))
+        with dst.open("texts_blob.npy", "w", force_zip64=True) as member:  # a defined member, hugely inflated
+            member.write(bomb)
+            for _ in range(512):
+                member.write(bytes(2**20))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    assert len(load_analysis(extra)) == len(load_analysis(saved))  # the stranger is never read
+    monkeypatch.setenv("GLITCHVIEW_MEMORY_LIMIT_MB", "256")
+    _one_line_error(capsys, ["export", str(defined), "--out", str(tmp_path / "x.csv")],
+                    "member texts_blob declares 536,871,040 bytes, more than the")
+    assert time.monotonic() - start < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 100 * 1024  # kB: nothing was inflated
+
+
+def test_unknown_indicators_and_view_choices_are_dropped(saved: Path, tmp_path: Path) -> None:
+    from glitchview.core.store.analysis_file import load_analysis
+
+    def change(arrays, meta):
+        arrays["score_from_the_future"] = arrays["score_norm"]
+        meta["scores"].append("from_the_future")
+        meta["settings"]["indicator"] = "from_the_future"
+        meta["view"] = {"colour_by": "from_the_future", "indicator": "from_the_future", "projection": "tsne",
+                        "zoom": 2.5, "nested": {"a": 1}}
+
+    analysis = load_analysis(_damage(saved, tmp_path, change))
+    assert "from_the_future" not in analysis.scores
+    assert analysis.settings["indicator"] in analysis.scores
+    assert analysis.view == {"zoom": 2.5}
+    assert any("from_the_future" in note for note in analysis.model.notes)
+
+
+def test_a_fifo_is_not_an_analysis_file(tmp_path: Path, capsys) -> None:
+    fifo = tmp_path / "a.gva.npz"
+    os.mkfifo(fifo)
+    _one_line_error(capsys, ["export", str(fifo), "--out", str(tmp_path / "x.csv")], "not a regular file")
