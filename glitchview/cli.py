@@ -89,10 +89,10 @@ def format_table(analysis: Analysis, ids: np.ndarray, indicator: str) -> str:
 
 def _print_summary(analysis: Analysis, out: TextIO) -> None:
     m = analysis.model
-    out.write(f"\nModel: {m.title} [{m.architecture}], {m.n_tokens} tokens x {m.dim} dims, "
-              f"{'tied' if m.tied else 'untied'} embeddings, fingerprint {m.fingerprint}\n")
-    for note in m.notes:
-        out.write(f"Note: {note}\n")
+    out.write(f"\nModel: {escape_text(m.title)} [{escape_text(m.architecture)}], {m.n_tokens} tokens x "
+              f"{m.dim} dims, {'tied' if m.tied else 'untied'} embeddings, fingerprint {m.fingerprint}\n")
+    for note in m.notes:  # notes name files and tokens: shown escaped, like every token string
+        out.write(f"Note: {escape_text(note)}\n")
     out.write(f"Clusters: k={len(analysis.centers)}, inertia {analysis.inertia:.6g}\n")
     out.write(f"Reference unused tokens: {analysis.reference.rule}\n")
     counts = ", ".join(f"{name} {int(mask.sum())}" for name, mask in analysis.table.flags.items() if mask.any())
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
-        print(f"glitchview: error: {one_line(exc)} (see --help)", file=sys.stderr)
+        print(f"glitchview: error: {escape_text(one_line(exc))} (see --help)", file=sys.stderr)
         return EXIT_USER_ERROR
     if args.self_test:
         from .selftest import run
@@ -381,10 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nglitchview: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (GlitchViewError, ValueError, OSError) as exc:
-        print(f"glitchview: error: {one_line(exc)}", file=sys.stderr)
+        print(f"glitchview: error: {escape_text(one_line(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Exception as exc:  # a bug: still one line unless debugging
         if os.environ.get("GLITCHVIEW_DEBUG"):
             traceback.print_exc()
-        print(f"glitchview: unexpected error ({type(exc).__name__}): {one_line(exc)}", file=sys.stderr)
+        print(f"glitchview: unexpected error ({type(exc).__name__}): {escape_text(one_line(exc))}", file=sys.stderr)
         return 1

@@ -37,6 +37,7 @@ from ..core.pipeline import ScanSettings, analyse, model_changed, project, reope
 from ..core.progress import CancelToken, ProgressFn, sub_progress
 from ..core.store.analysis_file import SUFFIX, load_analysis, save_analysis
 from ..core.store.export import export_columns, export_rows, write_csv, write_filter_list
+from ..core.store.text import escape_text
 from ..core.view.colouring import colour_options, colouring_for
 from ..core.view.mapindex import build_map_index
 from ..core.view.prepare import ViewData, prepare_view_data
@@ -472,7 +473,7 @@ class MainWindow(QMainWindow):
     # --- views ----------------------------------------------------------------------------------
     def _on_analysis(self) -> None:
         a = self.state.analysis
-        self.setWindowTitle(f"GlitchView — {a.model.title}")
+        self.setWindowTitle(f"GlitchView — {escape_text(a.model.title)}")
         self.colour_by.clear()
         self.colour_by.addItems(colour_options(a))
         self.projection.clear()
