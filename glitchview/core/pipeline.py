@@ -15,14 +15,14 @@ import numpy as np
 
 from .analysis import DEFAULT_INDICATOR, Analysis, ModelInfo
 from .errors import GlitchViewError
-from .model.loading import LoadedModel, load_model
+from .model.loading import LoadedModel, finite_matrices, load_model, rank_broken_first
 from .model.sources import fingerprint, resolve
 from .model.vocab import TokenTable, cached_token_table
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .scores.clustering import kmeans
 from .scores.indicators import INDICATORS, ScoringInputs, compute_all, own_center_distance
 from .scores.projection import pca, umap_projection
-from .scores.reference import choose_reference
+from .scores.reference import ReferenceSet, choose_reference
 
 PROJECTIONS = ("pca", "umap")
 T = TypeVar("T")
@@ -118,29 +118,34 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
         table = timer.run("token_table", lambda: cached_token_table(
             model.folder, model.fingerprint, n, _step(progress, 0.0, 0.1, "Token table"), cancel))
     progress(0.1, f"Token table: {n} tokens")
+    matrix, unembedding, broken = finite_matrices(model)
+    table.flags["nonfinite"] = broken
     notes = list(model.notes)
     if table.tokenizer_size > n:
         notes.append(f"the tokenizer has {table.tokenizer_size} tokens but the embedding matrix only {n} rows: "
                      f"ids {n}..{table.tokenizer_size - 1} have no embedding and crash the model")
     cancel.check()
     clusters = timer.run("kmeans", lambda: kmeans(
-        model.input_embeddings, settings.clusters, seed=settings.seed, n_init=settings.kmeans_inits,
+        matrix, settings.clusters, seed=settings.seed, n_init=settings.kmeans_inits,
         progress=_step(progress, 0.1, 0.5, "Clustering"), cancel=cancel))
-    center_distance = own_center_distance(model.input_embeddings, clusters.labels, clusters.centers)
+    center_distance = own_center_distance(matrix, clusters.labels, clusters.centers)
+    center_distance[broken] = np.inf  # a repaired row is never a fallback reference token
     reference = choose_reference(table, center_distance, settings.reference_ids)
-    inputs = ScoringInputs(model.input_embeddings, model.unembedding, clusters.labels, clusters.centers,
-                           reference.ids)
+    if broken[reference.ids].any() and not broken[reference.ids].all():  # repaired rows are no evidence
+        reference = ReferenceSet(reference.ids[~broken[reference.ids]], reference.rule + ", NaN/inf rows left out")
+    inputs = ScoringInputs(matrix, unembedding, clusters.labels, clusters.centers, reference.ids)
     scores: dict[str, np.ndarray] = {}
     for i, ind in enumerate(INDICATORS):
         cancel.check()
         progress(0.5 + 0.1 * i / len(INDICATORS), f"Indicators: {ind}")
-        scores[ind] = timer.run(f"indicator:{ind}", lambda name=ind: compute_all(inputs, [name])[name])
+        scores[ind] = rank_broken_first(timer.run(f"indicator:{ind}", lambda name=ind: compute_all(inputs, [name])[name]),
+                                        broken, INDICATORS[ind].suspicious)
     projections: dict[str, np.ndarray] = {}
     share = 0.4 / max(len(settings.projections), 1)
     for i, method in enumerate(settings.projections):
         step = _step(progress, 0.6 + i * share, 0.6 + (i + 1) * share, f"Projection {method.upper()}")
         projections[method] = timer.run(f"projection:{method}", lambda m=method, report=step: project(
-            model.input_embeddings, m, settings.seed, report, cancel))
+            matrix, m, settings.seed, report, cancel))
     info = ModelInfo(name=name, title=model.source.display_name, fingerprint=model.fingerprint,
                      architecture=model.architecture, n_tokens=n, dim=dim, tied=model.tied,
                      generative=model.generative, notes=notes)
