@@ -138,8 +138,8 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
     for i, ind in enumerate(INDICATORS):
         cancel.check()
         progress(0.5 + 0.1 * i / len(INDICATORS), f"Indicators: {ind}")
-        scores[ind] = rank_broken_first(timer.run(f"indicator:{ind}", lambda name=ind: compute_all(inputs, [name])[name]),
-                                        broken, INDICATORS[ind].suspicious)
+        score = timer.run(f"indicator:{ind}", lambda name=ind: compute_all(inputs, [name])[name])
+        scores[ind] = rank_broken_first(score, broken, INDICATORS[ind].suspicious)
     projections: dict[str, np.ndarray] = {}
     share = 0.4 / max(len(settings.projections), 1)
     for i, method in enumerate(settings.projections):

@@ -27,8 +27,8 @@ import numpy as np
 from ..child import run_in_child
 from ..errors import ModelLoadError, NoEmbeddingError, one_line
 from ..progress import CancelToken, ProgressFn, no_progress
-from .memory import check_fits
 from .gguf_header import GGUFHeader, read_gguf_header
+from .memory import check_fits
 from .sources import ModelSource, cache_root, fingerprint, regular_file
 
 CACHE_FORMAT = 3  # 2: config.json records the architecture; 3: and no GGUF quantization_config

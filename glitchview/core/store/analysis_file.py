@@ -22,9 +22,8 @@ from ..analysis import Analysis, ModelInfo, Verdicts
 from ..errors import AnalysisFileError, one_line
 from ..model.vocab import table_arrays, table_from_arrays
 from ..scores.reference import ReferenceSet
+from .analysis_checks import MAX_META_BYTES, MemberReader, Spec, check_arrays, check_meta, expected_members
 from .blobs import pack_strings, unpack_strings
-from .analysis_checks import (MAX_META_BYTES, MemberReader, Spec, check_arrays, check_meta,
-                              expected_members)
 from .files import atomic_write
 
 FORMAT_NAME = "glitchview-analysis"

@@ -107,7 +107,8 @@ def write_filter_list(analysis: Analysis, path: Path) -> int:
     taxonomy = classify_tokens(analysis.table, glitch)
     tokens = [{"id": int(i), "text": escape_text(analysis.table.texts[i]),
                "bytes_hex": analysis.table.token_bytes[i].hex(), "verdict": LABELS[v.verdict[i]],
-               "max_prob": _json_number(v.max_prob[i]), "taxonomy": TAXONOMY[code]} for i, code in zip(glitch, taxonomy)]
+               "max_prob": _json_number(v.max_prob[i]), "taxonomy": TAXONOMY[code]}
+              for i, code in zip(glitch, taxonomy)]
     data = {"model": analysis.model.name, "fingerprint": analysis.model.fingerprint,
             "usage": "transformers: model.generate(..., bad_words_ids=bad_words_ids); or set these ids' "
                      "logits to -inf; or reject inputs whose encoding contains any of them",
