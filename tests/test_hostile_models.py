@@ -297,3 +297,25 @@ def test_a_full_cache_disk_is_refused_before_converting(tmp_path: Path) -> None:
     check_disk(tmp_path, free // 2, "caching")
     with pytest.raises(ModelLoadError, match="needs about .* MB of disk .* are free"):
         check_disk(tmp_path, free + 2**30, "caching the dequantised weights of x.gguf")
+
+
+def test_a_failed_cache_write_is_one_clear_line(tiny_gguf: TinyModel, tmp_path: Path) -> None:
+    """A real write failure in the conversion child: files are capped at 64 kB (RLIMIT_FSIZE; Python
+    ignores SIGXFSZ, so the write fails with EFBIG as it would with ENOSPC on a full disk)."""
+    import resource
+    import subprocess
+    import sys
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's glitchview, whatever is installed
+    env = {**os.environ, "GLITCHVIEW_CACHE_DIR": str(tmp_path / "cache"), "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-m", "glitchview", "scan", str(tiny_gguf.path), "-k", "3"], env=env,
+                            preexec_fn=small_files, capture_output=True, text=True, timeout=300, check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("glitchview:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "cannot write the converted model to the cache" in errors[0] and "File too large" in errors[0]
+    assert not list((tmp_path / "cache" / "models").glob(".staging-*"))  # the half-written cache is removed
+

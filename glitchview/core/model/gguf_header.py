@@ -12,6 +12,7 @@ from __future__ import annotations
 import mmap
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ModelLoadError
@@ -132,9 +133,15 @@ def _skip_array(cur: _Cursor, kind: int, count: int, key: str, depth: int) -> No
             _value(cur, _ARRAY, key, depth + 1)
 
 
-def _tensor(cur: _Cursor, index: int) -> TensorInfo:
+@lru_cache(maxsize=1)
+def _block_sizes() -> dict[int, tuple[int, int]]:
+    """ggml type -> (elements per block, bytes per block), from the `gguf` package's table."""
     from gguf import GGML_QUANT_SIZES
 
+    return {int(k): v for k, v in GGML_QUANT_SIZES.items()}
+
+
+def _tensor(cur: _Cursor, index: int) -> TensorInfo:
     name = cur.string(f"the name of tensor {index}") or f"#{index}"
     n_dims = cur.scalar("<I", f"the rank of tensor {name}")
     if not 1 <= n_dims <= MAX_DIMS:
@@ -142,10 +149,9 @@ def _tensor(cur: _Cursor, index: int) -> TensorInfo:
     shape = tuple(cur.scalar("<Q", f"the shape of tensor {name}") for _ in range(n_dims))
     ggml_type = cur.scalar("<I", f"the type of tensor {name}")
     offset = cur.scalar("<Q", f"the offset of tensor {name}")
-    sizes = {int(k): v for k, v in GGML_QUANT_SIZES.items()}
-    if ggml_type not in sizes:
+    if ggml_type not in _block_sizes():
         raise _Damaged(f"tensor {name} has unknown type {ggml_type}")
-    block, block_bytes = sizes[ggml_type]
+    block, block_bytes = _block_sizes()[ggml_type]
     n_elements = 1
     for dim in shape:
         n_elements *= dim
