@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -136,9 +137,10 @@ def _load_pickle_free(path: Path) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipped)
-    except Exception as exc:
+    except Exception as exc:  # torch's own message advises weights_only=False: never shown
+        reason = "it holds pickled objects" if isinstance(exc, pickle.UnpicklingError) else _first_line(exc)
         raise ModelLoadError(f"refusing or unable to read {path.name} safely: only plain tensors are accepted, "
-                             f"never pickled code ({_first_line(exc)})") from None
+                             f"never pickled code ({reason})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadError(f"{path.name} holds no state dict of tensors")
     return state
@@ -284,8 +286,8 @@ def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> No
     try:
         _write_cache(model, tokenizer, source, staging, target)
     except Exception as exc:  # disk full, read-only cache: safetensors raises its own error type
-        raise ModelLoadError(f"cannot write the converted model to the cache {target.parent}: "
-                             f"{_first_line(exc)} (is the disk full? GLITCHVIEW_CACHE_DIR moves the cache)") from None
+        raise ModelLoadError(f"cannot write the converted model to the cache {target.parent}: {_first_line(exc)} "
+                             f"(is the disk full? GLITCHVIEW_CACHE_DIR moves the cache)") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
