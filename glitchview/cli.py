@@ -117,8 +117,15 @@ def _integer(text: str, what: str, low: int, high: int) -> int:
 
 
 def _count(text: str) -> int:
-    """A positive count (--top, --clusters): zero or a negative number is an argument error."""
+    """A positive count (--top): zero or a negative number is an argument error."""
     return _integer(text, "a positive whole number", 1, MAX_ID)
+
+
+def _clusters(text: str) -> int:
+    """k for k-means: at least 1, at most what an analysis file may hold (a marker per centre is drawn)."""
+    from .core.store.analysis_checks import MAX_CLUSTERS
+
+    return _integer(text, f"a number of clusters from 1 to {MAX_CLUSTERS}", 1, MAX_CLUSTERS)
 
 
 def _amount(text: str) -> int:
@@ -301,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan_p = sub.add_parser("scan", help="load a model, score every token, cluster, project; print suspects")
     scan_p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                         help=f"demo name ({', '.join(DEMO_MODELS)}), a Hugging Face folder or a .gguf file")
-    scan_p.add_argument("--clusters", "-k", type=_count, default=20, help="k-means clusters (default 20)")
+    scan_p.add_argument("--clusters", "-k", type=_clusters, default=20, help="k-means clusters (default 20)")
     scan_p.add_argument("--indicator", default="cluster_distance", choices=list(INDICATORS),
                         help="indicator to rank by (default cluster_distance, the seed's score)")
     scan_p.add_argument("--end", choices=["low", "high", "both"], default="both",
@@ -329,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="full: three repetition prompts; fast: one short screening prompt")
     ver_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                        help="network precision (auto: bfloat16 where the CPU has bf16 matrix units)")
-    ver_p.add_argument("--clusters", "-k", type=_count, default=20)
+    ver_p.add_argument("--clusters", "-k", type=_clusters, default=20)
     ver_p.add_argument("--seed", type=_seed, default=0)
     ver_p.add_argument("--show", type=_amount, default=20, help="how many glitch tokens to list (default 20)")
     ver_p.add_argument("--out", type=Path, help="write the verified tokens to this CSV")

@@ -142,7 +142,8 @@ def test_csv_cells_stay_one_to_one(a: str, b: str) -> None:
 @pytest.mark.parametrize("args, message", [
     (["scan", "smollm2", "--top", "-5"], "argument --top: expected a positive whole number, got -5"),
     (["scan", "smollm2", "--top", "0"], "expected a positive whole number, got 0"),
-    (["scan", "smollm2", "-k", "0"], "expected a positive whole number, got 0"),
+    (["scan", "smollm2", "-k", "0"], "expected a number of clusters from 1 to 10000, got 0"),
+    (["verify", "smollm2", "-k", "10001"], "expected a number of clusters from 1 to 10000, got 10001"),
     (["scan", "smollm2", "--seed", "1e23"], "expected a seed between 0 and 4294967295"),
     (["scan", "smollm2", "--seed", "100000000000000000000000"], "expected a seed between"),
     (["verify", "smollm2", "--top=-3", "--sample", "0"], "argument --top: expected a positive whole number"),
@@ -231,6 +232,7 @@ DAMAGE = {
     "category code": (_set("category", lambda a: np.full_like(a, 99)), "category codes out of range"),
     "offsets past the blob": (_set("pieces_offsets", lambda a: a + 5), "pieces offsets"),
     "offsets not monotone": (_set("bytes_offsets", lambda a: a[::-1].copy()), "bytes offsets"),
+    "too many centres": (_set("centers", lambda a: np.repeat(a, 200, axis=0)), "cluster centres for"),
     "reference id": (_set("reference_ids", lambda a: a + 10**6), "reference ids out of range"),
     "object dtype": (_set("flagged", lambda a: a.astype(np.float64)), "member flagged has dtype float64"),
     "verdict code": (_with_verdict(42), "verdict codes out of range"),

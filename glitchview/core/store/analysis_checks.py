@@ -24,6 +24,7 @@ from ..scores.indicators import INDICATORS
 from ..verify.verdicts import Verdict
 
 MAX_TOKENS = 2**24  # the largest vocabularies have about 2^18 tokens
+MAX_CLUSTERS = 10_000  # the window draws a marker per centre; the command line refuses more too
 MAX_DIM = 2**17
 MAX_META_BYTES = 256 * 2**20
 MAX_TOTAL_BYTES = 16 * 2**30
@@ -213,8 +214,8 @@ def check_arrays(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, np.ndar
     """Check every value that indexes something; returns the arrays with canonical integer types."""
     n = meta["model"]["n_tokens"]
     k = len(arrays["centers"])
-    if not 1 <= k <= n:
-        raise ValueError(f"{k} cluster centres for {n} tokens")
+    if not 1 <= k <= min(n, MAX_CLUSTERS):
+        raise ValueError(f"{k} cluster centres for {n} tokens (1 to {min(n, MAX_CLUSTERS)} allowed)")
     _in_range(arrays["labels"], 0, k, "cluster labels")
     _in_range(arrays["category"], 0, len(CATEGORIES), "category codes")
     _in_range(arrays["reference_ids"], 0, n, "reference ids")
