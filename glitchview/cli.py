@@ -145,6 +145,18 @@ def _parse_ids(text: str) -> list[int]:
     return [_integer(part, f"comma-separated token ids (0 to {MAX_ID})", 0, MAX_ID) for part in parts]
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Each file a command writes must differ from the others and from the file it reads (`export
+    A.gva.npz --out A.gva.npz` would overwrite the analysis with its own CSV)."""
+    from .core.store.files import refuse_overwriting
+
+    reads = [args.session] if args.command == "export" else []
+    writes = [p for p in (getattr(args, "out", None), getattr(args, "filter_list", None),
+                          None if reads else getattr(args, "session", None)) if p is not None]
+    for k, path in enumerate(writes):
+        refuse_overwriting(path, *reads, *writes[:k])
+
+
 class UsageError(GlitchViewError):
     """A command-line argument is wrong (reported in one line, exit status 2, like every user error)."""
 
@@ -260,9 +272,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .core.store.analysis_file import load_analysis
     from .core.store.export import write_csv, write_json
-    from .core.store.files import refuse_overwriting
-
-    refuse_overwriting(args.out, args.session)
     analysis = load_analysis(args.session)
     indicator = args.indicator or analysis.settings.get("indicator", "cluster_distance")
     if indicator not in analysis.scores:
@@ -380,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
+        _check_paths(args)
         return args.func(args)
     except Cancelled:
         print("glitchview: cancelled", file=sys.stderr)

@@ -96,6 +96,8 @@ def test_export_over_its_own_analysis_is_refused(saved: Path, tmp_path: Path, ca
     for out in (copy, link):
         _one_line_error(capsys, ["export", str(copy), "--out", str(out)], "over the input file")
     assert copy.read_bytes() == saved.read_bytes()
+    _one_line_error(capsys, ["scan", "/no/model", "--out", str(tmp_path / "x"), "--session", str(tmp_path / "x")],
+                    "refusing to write")  # two outputs of one command, refused before any work
 
 
 # --- item 16: stale temporary files of dead writers are cleaned --------------------------------

@@ -37,18 +37,18 @@ def _existing_mode(path: Path) -> int | None:
 
 
 def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name the same existing file (through links and relative paths)."""
+    """Whether two paths name the same file, existing (links, hard links) or about to be written."""
     try:
         return os.path.samefile(a, b)
     except OSError:
-        return False
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def refuse_overwriting(output: Path, *inputs: Path) -> None:
     """Refuse to write `output` over one of the files the command reads."""
     for source in inputs:
         if same_file(output, source):
-            raise OutputFileError(f"refusing to write {output} over the input file {source}; choose another --out")
+            raise OutputFileError(f"refusing to write {output} over the input file {source}; choose another file")
 
 
 @contextmanager
