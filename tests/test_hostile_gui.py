@@ -29,9 +29,10 @@ def _saved_with(tiny_hf: TinyModel, folder: Path, change) -> Path:
 
 
 def test_fifo_model_and_hostile_title_open_promptly_and_escaped(qtbot, window: MainWindow, tiny_hf: TinyModel,
-                                                                tmp_path: Path) -> None:
+                                                                tmp_path: Path, request) -> None:
     fifo = tmp_path / "model.gguf"
     os.mkfifo(fifo)
+    request.addfinalizer(lambda: os.close(os.open(fifo, os.O_RDWR | os.O_NONBLOCK)))  # frees a hung open()
 
     def change(arrays, meta):
         meta["model"].update(name=str(fifo), title="\u202eevil\ntitle")
