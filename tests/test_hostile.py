@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +60,13 @@ def test_saving_to_a_fifo_writes_through_or_refuses(tiny_analysis: Analysis, tmp
     received: list[bytes] = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
     reader.start()
-    while True:  # the reader is waiting in open(); a writer may now write through
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # once the reader waits in open(), a writer writes through
         try:
             write_csv(tiny_analysis, fifo, [1, 2, 3], "norm")
             break
         except OutputFileError:
-            continue
+            time.sleep(0.01)
     reader.join(10)
     assert fifo.is_fifo() and received[0].count(b"\r\n") == 4
 
