@@ -237,6 +237,8 @@ DAMAGE = {
     "offsets past the blob": (_set("pieces_offsets", lambda a: a + 5), "pieces offsets"),
     "offsets not monotone": (_set("bytes_offsets", lambda a: a[::-1].copy()), "bytes offsets"),
     "too many centres": (_set("centers", lambda a: np.repeat(a, 200, axis=0)), "cluster centres for"),
+    "selection of ids": (lambda arrays, meta: arrays.update(selection=np.array([3, 10**6])), "member selection has"),
+    "short selection": (lambda arrays, meta: arrays.update(selection=np.ones(7, dtype=bool)), "member selection has"),
     "reference id": (_set("reference_ids", lambda a: a + 10**6), "reference ids out of range"),
     "object dtype": (_set("flagged", lambda a: a.astype(np.float64)), "member flagged has dtype float64"),
     "verdict code": (_with_verdict(42), "verdict codes out of range"),
