@@ -11,13 +11,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import numpy as np
 
 from . import __version__
 from .core.analysis import DEFAULT_INDICATOR, Analysis
-from .core.errors import Cancelled, GlitchViewError
+from .core.errors import Cancelled, GlitchViewError, one_line
 from .core.model.sources import DEFAULT_MODEL, DEMO_MODELS, demo_installed
 from .core.progress import sub_progress
 from .core.scores.indicators import INDICATORS, short_name
@@ -89,10 +89,10 @@ def format_table(analysis: Analysis, ids: np.ndarray, indicator: str) -> str:
 
 def _print_summary(analysis: Analysis, out: TextIO) -> None:
     m = analysis.model
-    out.write(f"\nModel: {m.title} [{m.architecture}], {m.n_tokens} tokens x {m.dim} dims, "
-              f"{'tied' if m.tied else 'untied'} embeddings, fingerprint {m.fingerprint}\n")
-    for note in m.notes:
-        out.write(f"Note: {note}\n")
+    out.write(f"\nModel: {escape_text(m.title)} [{escape_text(m.architecture)}], {m.n_tokens} tokens x "
+              f"{m.dim} dims, {'tied' if m.tied else 'untied'} embeddings, fingerprint {m.fingerprint}\n")
+    for note in m.notes:  # notes name files and tokens: shown escaped, like every token string
+        out.write(f"Note: {escape_text(note)}\n")
     out.write(f"Clusters: k={len(analysis.centers)}, inertia {analysis.inertia:.6g}\n")
     out.write(f"Reference unused tokens: {analysis.reference.rule}\n")
     counts = ", ".join(f"{name} {int(mask.sum())}" for name, mask in analysis.table.flags.items() if mask.any())
@@ -101,11 +101,71 @@ def _print_summary(analysis: Analysis, out: TextIO) -> None:
     out.write(f"Timings: {timing}\n")
 
 
-def _parse_ids(text: str) -> list[int]:
+MAX_SEED = 2**32 - 1  # numpy's and k-means' seeds are 32-bit
+MAX_ID = 2**31 - 1
+
+
+def _integer(text: str, what: str, low: int, high: int) -> int:
+    """An integer option within [low, high], or an argument error that says which values are allowed."""
     try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
+        value = int(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated token ids, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A positive count (--top): zero or a negative number is an argument error."""
+    return _integer(text, "a positive whole number", 1, MAX_ID)
+
+
+def _clusters(text: str) -> int:
+    """k for k-means: at least 1, at most what an analysis file may hold (a marker per centre is drawn)."""
+    from .core.store.analysis_checks import MAX_CLUSTERS
+
+    return _integer(text, f"a number of clusters from 1 to {MAX_CLUSTERS}", 1, MAX_CLUSTERS)
+
+
+def _amount(text: str) -> int:
+    """A count where zero means none (--sample, --show)."""
+    return _integer(text, "a whole number, 0 or more", 0, MAX_ID)
+
+
+def _seed(text: str) -> int:
+    return _integer(text, f"a seed between 0 and {MAX_SEED}", 0, MAX_SEED)
+
+
+def _parse_ids(text: str) -> list[int]:
+    """Comma-separated token ids; a negative id is an argument error (it would name a row from the end)."""
+    parts = [part for part in text.replace(" ", "").split(",") if part]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated token ids, got '{text}'")
+    return [_integer(part, f"comma-separated token ids (0 to {MAX_ID})", 0, MAX_ID) for part in parts]
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Each file a command writes must differ from the others and from the file it reads (`export
+    A.gva.npz --out A.gva.npz` would overwrite the analysis with its own CSV)."""
+    from .core.store.files import refuse_overwriting
+
+    reads = [args.session] if args.command == "export" else []
+    writes = [p for p in (getattr(args, "out", None), getattr(args, "filter_list", None),
+                          None if reads else getattr(args, "session", None)) if p is not None]
+    for k, path in enumerate(writes):
+        refuse_overwriting(path, *reads, *writes[:k])
+
+
+class UsageError(GlitchViewError):
+    """A command-line argument is wrong (reported in one line, exit status 2, like every user error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an argument error is one line of ours instead of a usage dump and an exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -245,7 +305,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         out.write(f"\nIndicator quality against these verdicts (top {args.top} of each indicator verified):\n")
         out.write(format_quality(analysis, verdicts.verdict, sample, args.top) + "\n")
     if args.out:
-        rows = write_csv(analysis, args.out, result.ids, indicators[0] if args.indicator != "all" else DEFAULT_INDICATOR)
+        indicator = indicators[0] if args.indicator != "all" else DEFAULT_INDICATOR
+        rows = write_csv(analysis, args.out, result.ids[result.ids < len(analysis)], indicator)
         out.write(f"\nWrote {rows} verified tokens to {args.out}\n")
     if args.filter_list:
         listed = write_filter_list(analysis, args.filter_list)
@@ -302,7 +363,6 @@ def cmd_hunt(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .core.store.analysis_file import load_analysis
     from .core.store.export import write_csv, write_json
-
     analysis = load_analysis(args.session)
     indicator = args.indicator or analysis.settings.get("indicator", DEFAULT_INDICATOR)
     if indicator not in analysis.scores:
@@ -420,7 +480,7 @@ def cmd_indicators(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glitchview", description="Find, map and verify glitch tokens.")
+    parser = _Parser(prog="glitchview", description="Find, map and verify glitch tokens.")
     parser.add_argument("--version", action="version", version=f"glitchview {__version__}")
     parser.add_argument("--self-test", action="store_true",
                         help="check the installation (packages, Qt, torch, demo model) and analyse a tiny model offscreen")
@@ -429,29 +489,29 @@ def build_parser() -> argparse.ArgumentParser:
     scan_p = sub.add_parser("scan", help="load a model, score every token, cluster, project; print suspects")
     scan_p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                         help=f"demo name ({', '.join(DEMO_MODELS)}), a Hugging Face folder or a .gguf file")
-    scan_p.add_argument("--clusters", "-k", type=int, default=20, help="k-means clusters (default 20)")
+    scan_p.add_argument("--clusters", "-k", type=_clusters, default=20, help="k-means clusters (default 20)")
     scan_p.add_argument("--indicator", default=DEFAULT_INDICATOR, choices=list(INDICATORS),
                         help=f"indicator to rank by (default {DEFAULT_INDICATOR}, the recommended score; "
                              f"cluster_distance is the seed's)")
     scan_p.add_argument("--end", choices=["low", "high", "both"], default="both",
                         help="which end of the indicator to list (default both, suspicious end first; "
                              "the CSV is ranked from the first)")
-    scan_p.add_argument("--top", type=int, default=20, help="how many suspects to print (default 20)")
+    scan_p.add_argument("--top", type=_count, default=20, help="how many suspects to print (default 20)")
     scan_p.add_argument("--out", type=Path, help="write a CSV of all tokens, ranked (see --out-top)")
     scan_p.add_argument("--out-top", action="store_true", help="write only the top N to the CSV")
     scan_p.add_argument("--session", type=Path, help="save the analysis to this file (.gva.npz)")
     scan_p.add_argument("--umap", action="store_true", help="also compute the UMAP projection")
-    scan_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    scan_p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     scan_p.add_argument("--reference-ids", type=_parse_ids,
                         help="comma-separated ids of known unused tokens (overrides the automatic rule)")
     scan_p.set_defaults(func=cmd_scan)
 
     ver_p = sub.add_parser("verify", help="verify suspects by the model's own behaviour (repetition test)")
     ver_p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help="as for scan")
-    ver_p.add_argument("--top", type=int, default=100, help="verify the top N of the indicator(s) (default 100)")
+    ver_p.add_argument("--top", type=_count, default=100, help="verify the top N of the indicator(s) (default 100)")
     ver_p.add_argument("--indicator", default="all", choices=["all", *INDICATORS],
                        help="whose top N to verify (default all, which also measures each indicator)")
-    ver_p.add_argument("--sample", type=int, default=100,
+    ver_p.add_argument("--sample", type=_amount, default=100,
                        help="also verify this many random ordinary tokens, the base rate (default 100)")
     ver_p.add_argument("--ids", type=_parse_ids,
                        help="verify exactly these token ids instead (needs only the model: no analysis is run "
@@ -463,9 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fast mode: skip the full test of the suspects (they stay 'suspect', unverified)")
     ver_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                        help="network precision (auto: bfloat16 where the CPU has bf16 matrix units)")
-    ver_p.add_argument("--clusters", "-k", type=int, default=20)
-    ver_p.add_argument("--seed", type=int, default=0)
-    ver_p.add_argument("--show", type=int, default=20, help="how many glitch tokens to list (default 20)")
+    ver_p.add_argument("--clusters", "-k", type=_clusters, default=20)
+    ver_p.add_argument("--seed", type=_seed, default=0)
+    ver_p.add_argument("--show", type=_amount, default=20, help="how many glitch tokens to list (default 20)")
     ver_p.add_argument("--out", type=Path, help="write the verified tokens to this CSV")
     ver_p.add_argument("--filter-list", type=Path, help="write the verified glitch tokens as a JSON filter list")
     ver_p.add_argument("--session", type=Path,
@@ -474,15 +534,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     hunt_p = sub.add_parser("hunt", help="verify informative tokens, learn a detector from them, re-rank the vocabulary")
     hunt_p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help="as for scan")
-    hunt_p.add_argument("--budget", type=int, default=300, help="tokens to verify for learning (default 300)")
-    hunt_p.add_argument("--check", type=int, default=50,
+    hunt_p.add_argument("--budget", type=_count, default=300, help="tokens to verify for learning (default 300)")
+    hunt_p.add_argument("--check", type=_count, default=50,
                         help="verify this many of the new ranking's top (never verified) tokens: its precision")
     hunt_p.add_argument("--session", type=Path,
                         help="analysis file: reused with its verdicts when it exists, then saved (hunt again to learn more)")
     hunt_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto")
-    hunt_p.add_argument("--clusters", "-k", type=int, default=20)
-    hunt_p.add_argument("--seed", type=int, default=0)
-    hunt_p.add_argument("--show", type=int, default=20, help="how many new glitch tokens to list")
+    hunt_p.add_argument("--clusters", "-k", type=_clusters, default=20)
+    hunt_p.add_argument("--seed", type=_seed, default=0)
+    hunt_p.add_argument("--show", type=_amount, default=20, help="how many new glitch tokens to list")
     hunt_p.set_defaults(func=cmd_hunt)
 
     exp_p = sub.add_parser("export", help="export tokens of a saved analysis to CSV or JSON")
@@ -491,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp_p.add_argument("--indicator", choices=list(INDICATORS), help="indicator to rank by")
     exp_p.add_argument("--end", choices=["low", "high"], help="end of the indicator (default: suspicious)")
     group = exp_p.add_mutually_exclusive_group()
-    group.add_argument("--top", type=int, help="only the top N tokens")
+    group.add_argument("--top", type=_count, help="only the top N tokens")
     group.add_argument("--flagged", action="store_true", help="only the flagged tokens")
     exp_p.set_defaults(func=cmd_export)
 
@@ -500,8 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_p.add_argument("paths", nargs="+", type=Path,
                           help=".txt, .jsonl, .parquet files, saved datasets folders, or folders of them")
     corpus_p.add_argument("--field", default="text", help="the text field of .jsonl / column of .parquet (default text)")
-    corpus_p.add_argument("--workers", type=int, help="child processes (default: one per core)")
-    corpus_p.add_argument("--top", type=int, default=10, help="how many of the most frequent tokens to list")
+    corpus_p.add_argument("--workers", type=_count, help="child processes (default: one per core)")
+    corpus_p.add_argument("--top", type=_count, default=10, help="how many of the most frequent tokens to list")
     corpus_p.add_argument("--session", type=Path,
                           help="keep the counts in this analysis file (made by a scan when it does not exist)")
     corpus_p.set_defaults(func=cmd_corpus)
@@ -514,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(default: glitch_score when present, else unembedding_cosine)")
     cmp_p.add_argument("--share", type=float, default=0.02,
                        help="the suspicious share of that indicator counted as under-trained (default 0.02)")
-    cmp_p.add_argument("--top", type=int, default=10, help="how many tokens of each side to list")
+    cmp_p.add_argument("--top", type=_count, default=10, help="how many tokens of each side to list")
     cmp_p.set_defaults(func=cmd_compare)
 
     rep_p = sub.add_parser("report", help="write a self-contained HTML (and Markdown) report of a model or analysis")
@@ -535,7 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"glitchview: error: {escape_text(one_line(exc))} (see --help)", file=sys.stderr)
+        return EXIT_USER_ERROR
     if args.self_test:
         from .selftest import run
 
@@ -544,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
+        _check_paths(args)
         return args.func(args)
     except Cancelled:
         print("glitchview: cancelled", file=sys.stderr)
@@ -552,10 +617,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nglitchview: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (GlitchViewError, ValueError, OSError) as exc:
-        print(f"glitchview: error: {exc}", file=sys.stderr)
+        print(f"glitchview: error: {escape_text(one_line(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Exception as exc:  # a bug: still one line unless debugging
         if os.environ.get("GLITCHVIEW_DEBUG"):
             traceback.print_exc()
-        print(f"glitchview: unexpected error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        print(f"glitchview: unexpected error ({type(exc).__name__}): {escape_text(one_line(exc))}", file=sys.stderr)
         return 1

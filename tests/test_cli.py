@@ -35,7 +35,7 @@ def test_scan_prints_both_ends_and_writes_files(tiny_hf: TinyModel, tmp_path: Pa
     (["scan", "/no/such/model"], "no model at"),
     (["scan", "nope.gguf"], "no model at"),
     (["export", "/no/such.gva.npz", "--out", "x.csv"], "no analysis file"),
-    (["scan", "smollm2", "-k", "0"], "at least 1"),
+    (["scan", "smollm2", "-k", "0"], "expected a number of clusters from 1"),
 ])
 def test_errors_are_one_line_and_nonzero(args: list[str], message: str, capsys) -> None:
     assert main(args) == 2

@@ -62,9 +62,16 @@ class Verdicts:
         return [r for r in self.history if r.get("runs") and r["runs"][0].get("token") == token_id]
 
     def record(self, ids: np.ndarray, verdicts: np.ndarray, max_prob: np.ndarray, reasons: list[str]) -> None:
-        self.verdict[ids] = verdicts
-        self.max_prob[ids] = max_prob
-        for i, reason in zip(ids.tolist(), reasons):
+        """Store results by token id. Ids past the matrix (a tokenizer larger than the embedding) have
+        no row to store them in: their `crash` findings stay in the verification result only."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size and ids.min() < 0:
+            raise ValueError(f"token ids cannot be negative (got {int(ids.min())})")
+        rows = ids < len(self.verdict)
+        ids = ids[rows]
+        self.verdict[ids] = np.asarray(verdicts)[rows]
+        self.max_prob[ids] = np.asarray(max_prob)[rows]
+        for i, reason in zip(ids.tolist(), (r for r, keep in zip(reasons, rows.tolist()) if keep)):
             self.reasons[i] = reason
 
 

@@ -3,6 +3,8 @@ that says what went wrong and what to do. The CLI prints the message; the GUI sh
 
 from __future__ import annotations
 
+import re
+
 
 class GlitchViewError(Exception):
     """Base of every error GlitchView reports to a user (never shown as a traceback)."""
@@ -24,6 +26,10 @@ class AnalysisFileError(GlitchViewError):
     """An analysis file is missing, corrupt, foreign or of a newer format version."""
 
 
+class OutputFileError(GlitchViewError):
+    """A file cannot be written where the user asked (a folder, a socket, one of the inputs...)."""
+
+
 class Cancelled(GlitchViewError):
     """The user cancelled the running job."""
 
@@ -34,3 +40,9 @@ class CorpusError(GlitchViewError):
 
 class VocabularyMismatch(GlitchViewError):
     """Two models compared token by token do not share their vocabulary."""
+
+
+def one_line(text: str) -> str:
+    """A message as one plain line: terminal colour codes removed, line breaks folded."""
+    plain = re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]", "", str(text))
+    return " ".join(plain.split())

@@ -14,6 +14,7 @@ import numpy as np
 
 from .analysis import Analysis
 from .errors import GlitchViewError
+from .model.loading import finite_matrices
 from .pipeline import ScanSettings, analyse, model_changed, project, reopen_model, scan_model
 from .pipeline import open_model as load_named_model
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
@@ -141,7 +142,7 @@ class Projected(Result):
 def project_map(snapshot: Snapshot, method: str, progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> Projected:
     model = model_of(snapshot, sub_progress(progress, 0, 0.2), cancel)
-    coords = project(model.input_embeddings, method, snapshot.analysis.settings.get("seed", 0),
+    coords = project(finite_matrices(model)[0], method, snapshot.analysis.settings.get("seed", 0),
                      sub_progress(progress, 0.2, 0.95), cancel)
     return Projected(snapshot.stamp, method, coords, build_map_index(coords, snapshot.analysis.labels), model)
 

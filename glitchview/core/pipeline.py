@@ -15,13 +15,13 @@ import numpy as np
 
 from .analysis import DEFAULT_INDICATOR, Analysis, ModelInfo
 from .errors import GlitchViewError
-from .model.loading import LoadedModel, load_model
+from .model.loading import LoadedModel, finite_matrices, load_model, rank_broken_first
 from .model.sources import fingerprint, resolve
 from .model.vocab import TokenTable, cached_token_table
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .scores.indicators import INDICATORS, ScoringInputs, compute_all, own_center_distance
 from .scores.projection import pca, umap_projection
-from .scores.reference import choose_reference
+from .scores.reference import ReferenceSet, choose_reference
 
 PROJECTIONS = ("pca", "umap")
 T = TypeVar("T")
@@ -119,6 +119,8 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
         table = timer.run("token_table", lambda: cached_token_table(
             model.folder, model.fingerprint, n, _step(progress, 0.0, 0.1, "Token table"), cancel))
     progress(0.1, f"Token table: {n} tokens")
+    matrix, unembedding, broken = finite_matrices(model)
+    table.flags["nonfinite"] = broken
     notes = list(model.notes)
     if table.tokenizer_size > n:
         notes.append(f"the tokenizer has {table.tokenizer_size} tokens but the embedding matrix only {n} rows: "
@@ -127,17 +129,20 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
     from .scores.clustering import kmeans  # imports torch (a second at start-up): only when clustering
 
     clusters = timer.run("kmeans", lambda: kmeans(
-        model.input_embeddings, settings.clusters, seed=settings.seed, n_init=settings.kmeans_inits,
+        matrix, settings.clusters, seed=settings.seed, n_init=settings.kmeans_inits,
         progress=_step(progress, 0.1, 0.5, "Clustering"), cancel=cancel))
-    center_distance = own_center_distance(model.input_embeddings, clusters.labels, clusters.centers)
+    center_distance = own_center_distance(matrix, clusters.labels, clusters.centers)
+    center_distance[broken] = np.inf  # a repaired row is never a fallback reference token
     reference = choose_reference(table, center_distance, settings.reference_ids)
-    inputs = ScoringInputs(model.input_embeddings, model.unembedding, clusters.labels, clusters.centers,
-                           reference.ids)
+    if broken[reference.ids].any() and not broken[reference.ids].all():  # repaired rows are no evidence
+        reference = ReferenceSet(reference.ids[~broken[reference.ids]], reference.rule + ", NaN/inf rows left out")
+    inputs = ScoringInputs(matrix, unembedding, clusters.labels, clusters.centers, reference.ids)
     scores: dict[str, np.ndarray] = {}
     for i, ind in enumerate(INDICATORS):
         cancel.check()
         progress(0.5 + 0.1 * i / len(INDICATORS), f"Indicators: {ind}")
-        scores[ind] = timer.run(f"indicator:{ind}", lambda name=ind: compute_all(inputs, [name])[name])
+        score = timer.run(f"indicator:{ind}", lambda name=ind: compute_all(inputs, [name])[name])
+        scores[ind] = rank_broken_first(score, broken, INDICATORS[ind].suspicious)
     projections: dict[str, np.ndarray] = dict(projected or {})
     share = 0.4 / max(len(settings.projections), 1)
     for i, method in enumerate(settings.projections):
@@ -145,7 +150,7 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
             continue
         step = _step(progress, 0.6 + i * share, 0.6 + (i + 1) * share, f"Projection {method.upper()}")
         projections[method] = timer.run(f"projection:{method}", lambda m=method, report=step: project(
-            model.input_embeddings, m, settings.seed, report, cancel))
+            matrix, m, settings.seed, report, cancel))
     info = ModelInfo(name=name, title=model.source.display_name, fingerprint=model.fingerprint,
                      architecture=model.architecture, n_tokens=n, dim=dim, tied=model.tied,
                      generative=model.generative, notes=notes)
@@ -181,7 +186,7 @@ def scan_model(model: LoadedModel, name: str, settings: ScanSettings | None = No
     projected: dict[str, np.ndarray] = {}
     if on_map is not None:
         projected["pca"] = timer.run("projection:pca", lambda: project(
-            model.input_embeddings, "pca", settings.seed, _step(progress, 0.0, 0.03, "Map")))
+            finite_matrices(model)[0], "pca", settings.seed, _step(progress, 0.0, 0.03, "Map")))
         on_map(projected["pca"])
     analysis = analyse(model, name, settings, sub_progress(progress, 0.03, 1.0), cancel, projected=projected)
     analysis.timings = {**timer.timings, **analysis.timings}

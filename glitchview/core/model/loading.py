@@ -12,9 +12,12 @@ import contextlib
 import io
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from ..child import run_in_child
-from ..errors import ModelLoadError, NoEmbeddingError
+from ..errors import ModelLoadError, NoEmbeddingError, one_line
 from ..progress import CancelToken, ProgressFn, no_progress
+from .gguf_header import GGUFHeader, read_gguf_header
 from .memory import check_fits
-from .sources import ModelSource, cache_root, fingerprint
+from .sources import ModelSource, cache_root, fingerprint, regular_file
 
 CACHE_FORMAT = 3  # 2: config.json records the architecture; 3: and no GGUF quantization_config
 _CACHE_MARKER = "glitchview-cache.json"
@@ -79,23 +83,33 @@ class LoadedModel:
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
+    """`config.json` as a checked dict: a list, null, absurd nesting or a wrong field type is a clear
+    error here, not an AttributeError later."""
     path = folder / "config.json"
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+        config = json.loads(regular_file(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else one_line(exc)
+        raise ModelLoadError(f"cannot read {path}: {reason}") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path} is not a JSON object (it holds a {type(config).__name__})")
+    archs = config.get("architectures")
+    if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
+        raise ModelLoadError(f"{path}: 'architectures' must be a list of class names, not {archs!r:.60}")
+    if not isinstance(config.get("model_type", ""), str):
+        raise ModelLoadError(f"{path}: 'model_type' must be a string, not {config['model_type']!r:.60}")
+    return config
 
 
 def _weight_files(folder: Path) -> list[Path]:
     safetensors = sorted(folder.glob("*.safetensors"))
-    if safetensors:
-        return safetensors
     pickled = sorted([*folder.glob("*.bin"), *folder.glob("*.pt"), *folder.glob("*.pth")])
-    if pickled:
-        return pickled
-    raise ModelLoadError(f"no weights in {folder}: expected *.safetensors (or pytorch_model.bin)")
+    found = safetensors or pickled
+    if not found:
+        raise ModelLoadError(f"no weights in {folder}: expected *.safetensors (or pytorch_model.bin)")
+    return [regular_file(path) for path in found]
 
 
 def _tensor_names(path: Path) -> list[str]:
@@ -106,34 +120,56 @@ def _tensor_names(path: Path) -> list[str]:
             with safe_open(str(path), framework="pt") as f:
                 return list(f.keys())
         except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise ModelLoadError(f"cannot read {path.name}: {exc}") from exc
+            raise ModelLoadError(f"cannot read {path.name}: {_first_line(exc)}") from None
     return list(_load_pickle_free(path))
 
 
 def _load_pickle_free(path: Path) -> dict[str, Any]:
-    """Read a .bin/.pt state dict with `weights_only=True`: tensors only, no arbitrary objects."""
+    """Read a .bin/.pt state dict with `weights_only=True`: tensors only, no arbitrary objects.
+    The zip format (torch >= 1.6) is memory-mapped; a legacy file is read whole, so it must fit first."""
     import torch
 
+    zipped = zipfile.is_zipfile(path)
+    if not zipped:
+        check_fits(path.stat().st_size, f"reading {path.name} (a legacy, non-zip torch file)",
+                   "convert it to safetensors or use a machine with more memory")
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:
-        raise ModelLoadError(f"refusing or unable to read {path.name} safely "
-                             f"(only plain tensors are accepted, never pickled code): {exc}") from exc
-    if not isinstance(state, dict):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipped)
+    except Exception as exc:  # torch's own message advises weights_only=False: never shown
+        reason = "it holds pickled objects" if isinstance(exc, pickle.UnpicklingError) else _first_line(exc)
+        raise ModelLoadError(f"refusing or unable to read {path.name} safely: only plain tensors are accepted, "
+                             f"never pickled code ({reason})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadError(f"{path.name} holds no state dict of tensors")
     return state
 
 
+def _first_line(exc: BaseException) -> str:
+    """The gist of a library's exception: its type and first line, without colour codes or advice."""
+    text = one_line(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
+_STORED_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I8": 1, "U8": 1}
+
+
 def _tensor_bytes(path: Path, name: str) -> int:
-    """Bytes a tensor takes once read and converted to float32 (plus its stored copy), from the header."""
+    """Bytes a tensor takes once read and converted to float32 (plus its stored copy), from the
+    safetensors header or the memory-mapped torch file: nothing of the tensor is read."""
     if path.suffix != ".safetensors":
-        return 0  # pickle-free .bin files are memory-mapped; nothing cheap to read first
+        tensor = _load_pickle_free(path)[name]
+        return tensor.numel() * (4 + tensor.element_size())
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        piece = f.get_slice(name)
-        count = int(np.prod(piece.get_shape()))
-        stored = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I8": 1, "U8": 1}.get(piece.get_dtype(), 4)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            piece = f.get_slice(name)
+            count = int(np.prod(piece.get_shape(), dtype=object))
+            stored = _STORED_BYTES.get(piece.get_dtype(), 4)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read the header of {path.name}: {_first_line(exc)}") from None
     return count * (4 + stored)
 
 
@@ -146,7 +182,7 @@ def _read_tensor(path: Path, name: str) -> np.ndarray:
                 tensor = f.get_tensor(name)
         except Exception as exc:
             raise ModelLoadError(f"cannot read tensor {name} from {path.name} "
-                                 f"(truncated or corrupt file?): {exc}") from exc
+                                 f"(truncated or corrupt file?): {_first_line(exc)}") from None
     else:
         tensor = _load_pickle_free(path)[name]
     return tensor.float().numpy()
@@ -185,6 +221,16 @@ def read_embeddings(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return inputs, outputs
 
 
+def _check_tokenizer_files(folder: Path) -> None:
+    """Refuse a folder without tokenizer files, or whose tokenizer.json is not a regular file (the
+    tokenizer is read later, in a child process, where a FIFO would block it for ever)."""
+    path = folder / "tokenizer.json"
+    if os.path.lexists(path):
+        regular_file(path)
+    elif not any(folder.glob("vocab.*")) and not any(folder.glob("*.model")):
+        raise ModelLoadError(f"no tokenizer in {folder} (expected tokenizer.json)")
+
+
 def read_tokenizer(folder: Path) -> Any:
     """The fast (Rust) tokenizer of a folder; never runs tokenizer code from the folder."""
     from tokenizers import Tokenizer
@@ -192,7 +238,7 @@ def read_tokenizer(folder: Path) -> Any:
     path = folder / "tokenizer.json"
     try:
         if path.exists():
-            tokenizer = Tokenizer.from_file(str(path))
+            tokenizer = Tokenizer.from_file(str(regular_file(path)))
         else:
             from transformers import AutoTokenizer
 
@@ -203,7 +249,7 @@ def read_tokenizer(folder: Path) -> Any:
     except ModelLoadError:
         raise
     except Exception as exc:
-        raise ModelLoadError(f"cannot read the tokenizer in {folder}: {exc}") from exc
+        raise ModelLoadError(f"cannot read the tokenizer in {folder}: {_first_line(exc)}") from None
     tokenizer.no_padding()  # a saved padding/truncation setting would corrupt every re-encoding
     tokenizer.no_truncation()
     return tokenizer
@@ -213,7 +259,6 @@ def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> No
     """Dequantise a GGUF file with transformers and store it as a plain folder at `target`.
     Runs in a child process (see `_cached_folder`)."""
     import torch
-    from safetensors.torch import save_file
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -235,41 +280,57 @@ def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> No
                 model = AutoModel.from_pretrained(folder, gguf_file=name, trust_remote_code=False,
                                                   dtype=torch.float32)
     except Exception as exc:
-        raise ModelLoadError(f"cannot read GGUF file {source.path}: {exc}") from exc
+        raise ModelLoadError(f"cannot read GGUF file {source.path}: {_first_line(exc)}") from None
     progress(0.8, "writing the dequantised weights to the cache")
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     try:
-        state: dict[str, torch.Tensor] = {}
-        seen: set[int] = set()
-        for key, tensor in model.state_dict().items():
-            if tensor.data_ptr() in seen:  # tied weights are stored once
-                continue
-            seen.add(tensor.data_ptr())
-            state[key] = tensor.contiguous()
-        save_file(state, str(staging / "model.safetensors"))
-        model.config.architectures = [type(model).__name__]
-        config = model.config.to_dict()
-        config.pop("quantization_config", None)  # the cache holds plain dequantised weights
-        (staging / "config.json").write_text(json.dumps(config, indent=2))
-        tokenizer.save_pretrained(str(staging))
-        marker = {"format": CACHE_FORMAT, "source": str(source.path)}
-        (staging / _CACHE_MARKER).write_text(json.dumps(marker))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
+        _write_cache(model, tokenizer, source, staging, target)
+    except Exception as exc:  # disk full, read-only cache: safetensors raises its own error type
+        raise ModelLoadError(f"cannot write the converted model to the cache {target.parent}: {_first_line(exc)} "
+                             f"(is the disk full? GLITCHVIEW_CACHE_DIR moves the cache)") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _gguf_dequantised_bytes(path: Path) -> int:
-    """Memory the one-off GGUF conversion needs: every tensor in float32, twice (transformers keeps
-    the dequantised copy and the model), estimated from the file's tensor table."""
-    try:
-        from gguf import GGUFReader
+def _write_cache(model: Any, tokenizer: Any, source: ModelSource, staging: Path, target: Path) -> None:
+    """Store a dequantised model in `staging` (safetensors, config, tokenizer), then move it to `target`."""
+    import torch
+    from safetensors.torch import save_file
 
-        reader = GGUFReader(str(path))
-        return 2 * 4 * sum(int(t.n_elements) for t in reader.tensors)
-    except Exception as exc:  # the reader rejects truncated or foreign files
-        raise ModelLoadError(f"cannot read GGUF file {path}: {exc}") from exc
+    state: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:  # tied weights are stored once
+            continue
+        seen.add(tensor.data_ptr())
+        state[key] = tensor.contiguous()
+    save_file(state, str(staging / "model.safetensors"))
+    model.config.architectures = [type(model).__name__]
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)  # the cache holds plain dequantised weights
+    (staging / "config.json").write_text(json.dumps(config, indent=2))
+    tokenizer.save_pretrained(str(staging))
+    marker = {"format": CACHE_FORMAT, "source": str(source.path)}
+    (staging / _CACHE_MARKER).write_text(json.dumps(marker))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+
+
+METADATA_ITEM_BYTES = 1024  # what the gguf reader builds per metadata array element (measured: ~1 kB)
+
+
+def _gguf_dequantised_bytes(header: GGUFHeader) -> int:
+    """Memory the one-off GGUF conversion needs: every tensor in float32, twice (transformers keeps
+    the dequantised copy and the model), plus the reader's objects for the metadata arrays."""
+    return 2 * 4 * header.n_elements + METADATA_ITEM_BYTES * header.metadata_items
+
+
+def check_disk(folder: Path, needed: int, what: str) -> None:
+    """Refuse before a long write that the disk holding `folder` has no room for."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise ModelLoadError(f"{what} needs about {needed / 2**20:,.0f} MB of disk in {folder} but only "
+                             f"{free / 2**20:,.0f} MB are free; free some space or set GLITCHVIEW_CACHE_DIR")
 
 
 def _cached_folder(source: ModelSource, fp: str, progress: ProgressFn, cancel: CancelToken) -> tuple[Path, bool]:
@@ -283,8 +344,11 @@ def _cached_folder(source: ModelSource, fp: str, progress: ProgressFn, cancel: C
         except (OSError, ValueError):
             pass
     target.parent.mkdir(parents=True, exist_ok=True)
-    check_fits(_gguf_dequantised_bytes(source.path), f"dequantising {source.path.name}",
+    header = read_gguf_header(source.path, cancel)
+    check_fits(_gguf_dequantised_bytes(header), f"dequantising {source.path.name}",
                "the conversion holds the whole model in float32 once; use a machine with more memory")
+    check_disk(target.parent, 4 * header.n_elements + source.path.stat().st_size // 8,
+               f"caching the dequantised weights of {source.path.name}")
     run_in_child(_convert_gguf, (source, target), "GGUF conversion", progress, cancel)
     return target, False
 
@@ -308,23 +372,58 @@ def load_model(source: ModelSource, progress: ProgressFn = no_progress,
     if config.get("auto_map") or config.get("trust_remote_code"):
         notes.append("config asks for custom code (auto_map); GlitchView never runs it and reads "
                      "the weights directly")
-    if not (folder / "tokenizer.json").exists() and not any(folder.glob("vocab.*")) \
-            and not any(folder.glob("*.model")):
-        raise ModelLoadError(f"no tokenizer in {folder} (expected tokenizer.json)")
+    _check_tokenizer_files(folder)
     cancel.check()
     progress(0.9, "reading the embedding matrices")
     inputs, outputs = read_embeddings(folder)
-    if not np.isfinite(inputs).all() or (outputs is not None and not np.isfinite(outputs).all()):
-        raise ModelLoadError(f"the embedding matrix of {source.display_name} holds NaN or infinite values")
+    broken = int(nonfinite_rows(inputs, outputs).sum())
+    if broken == inputs.shape[0]:
+        raise ModelLoadError(f"every row of the embedding matrix of {source.display_name} is NaN or infinite")
+    if broken:
+        notes.append(f"{broken} embedding rows hold NaN or infinite values: flagged 'nonfinite' and ranked first")
     progress(1.0, f"loaded {inputs.shape[0]} x {inputs.shape[1]} embeddings")
     return LoadedModel(source, fp, folder, np.ascontiguousarray(inputs),
                        None if outputs is None else np.ascontiguousarray(outputs), config, notes)
 
 
+def nonfinite_rows(inputs: np.ndarray, outputs: np.ndarray | None = None) -> np.ndarray:
+    """Rows holding NaN or infinity in either matrix: the most broken tokens of all, which are shown
+    (flagged and ranked first), never a reason to refuse the model."""
+    broken = ~np.isfinite(inputs).all(axis=1)
+    if outputs is not None and outputs.shape[0] == inputs.shape[0]:
+        broken |= ~np.isfinite(outputs).all(axis=1)
+    return broken
+
+
+def finite_matrices(model: LoadedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input matrix, unembedding, nonfinite mask) for scoring: broken rows are replaced, in copies, by
+    the mean of the finite rows, a neutral point that moves no cluster and no reference mean much;
+    their scores are then set to the suspicious end (see `rank_broken_first`)."""
+    broken = nonfinite_rows(model.input_embeddings, model.output_embeddings)
+    if not broken.any():
+        return model.input_embeddings, model.unembedding, broken
+
+    def repaired(matrix: np.ndarray) -> np.ndarray:
+        out = matrix.copy()
+        out[broken] = matrix[~broken].mean(axis=0)
+        return out
+
+    inputs = repaired(model.input_embeddings)
+    return inputs, inputs if model.tied else repaired(model.output_embeddings), broken
+
+
+def rank_broken_first(scores: np.ndarray, broken: np.ndarray, suspicious: str) -> np.ndarray:
+    """`scores` with the broken rows at the suspicious end (-inf or +inf), so that they rank first."""
+    if broken.any():
+        scores = scores.copy()
+        scores[broken] = -np.inf if suspicious == "low" else np.inf
+    return scores
+
+
 def _check_gguf_header(path: Path) -> None:
     """Fail fast, with a clear message, on a file that is not a GGUF model at all."""
     try:
-        with path.open("rb") as f:
+        with regular_file(path).open("rb") as f:
             magic = f.read(4)
     except OSError as exc:
         raise ModelLoadError(f"cannot read {path}: {exc}") from exc

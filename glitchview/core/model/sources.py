@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -138,6 +139,21 @@ def _demo_path(demo: DemoModel) -> Path:
     return folder / "model"
 
 
+def regular_file(path: Path) -> Path:
+    """`path` if it is a regular file (symlinks followed). Checked before every open of a model file:
+    opening a FIFO blocks for ever (no cancel reaches it), a device streams without end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ModelLoadError(f"no file at {path}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+        raise ModelLoadError(f"{path} is {what}; refusing to read it")
+    return path
+
+
 def resolve(name: str) -> ModelSource:
     """Turn a model name (demo name, HF folder or .gguf file) into a `ModelSource`."""
     key = name.strip().lower()
@@ -152,13 +168,13 @@ def resolve(name: str) -> ModelSource:
         raise ModelLoadError(f"no model at '{name}': not a file or folder, and not a demo model ({known})")
     if path.is_dir():
         return ModelSource("folder", path.resolve(), path.name)
-    if path.suffix.lower() == ".gguf":
-        return ModelSource("gguf", path.resolve(), path.name)
+    if path.suffix.lower() == ".gguf":  # the name, not the target: the Hugging Face cache links to bare blobs
+        return ModelSource("gguf", regular_file(path.absolute()), path.name)
     raise ModelLoadError(f"'{name}' is a file but not a .gguf model; give a .gguf file or a model folder")
 
 
 def _hash_file(digest: "hashlib._Hash", path: Path) -> None:
-    size = path.stat().st_size
+    size = regular_file(path).stat().st_size
     digest.update(f"{path.name}\0{size}\0".encode())
     with path.open("rb") as f:
         digest.update(f.read(_FINGERPRINT_CHUNK))

@@ -28,7 +28,8 @@ CATEGORIES: tuple[str, ...] = (
     "code_identifier", "latin_word", "non_latin", "mixed", "no_token", "known_unused",
 )  # appended only: analysis files store the index
 KNOWN_UNUSED = CATEGORIES.index("known_unused")
-FLAGS: tuple[str, ...] = ("special", "control", "byte", "partial_utf8", "unreachable", "whitespace", "no_token")
+FLAGS: tuple[str, ...] = ("special", "control", "byte", "partial_utf8", "unreachable", "whitespace", "no_token",
+                          "nonfinite")
 
 # Known unused: named as unused/reserved, or a single byte that never occurs in valid UTF-8. These are
 # under-trained by construction (Gemma-3 has 6,242 `<unusedN>`), so they are shown apart from discoveries.
@@ -46,7 +47,7 @@ _LETTER = regex.compile(r"\p{L}")
 _NON_LATIN_LETTER = regex.compile(r"(?!\p{Latin})\p{L}")
 _WORDPIECE_ANCHORS = ("0", "x", "q")
 BATCH = 2048
-TABLE_CACHE_VERSION = 2  # 2: the known_unused category
+TABLE_CACHE_VERSION = 3  # 2: the known_unused category; 3: literal U+2581 outside SentencePiece, holes in the ids
 
 
 @dataclass
@@ -83,8 +84,11 @@ def _byte_level_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars)}
 
 
-def _piece_bytes(pieces: list[str], special: np.ndarray, tokenizer_kind: str, byte_level: bool) -> list[bytes]:
-    """The exact bytes each piece stands for, from the tokenizer's own piece spelling."""
+def _piece_bytes(pieces: list[str], special: np.ndarray, tokenizer_kind: str, byte_level: bool,
+                 metaspace: bool) -> list[bytes]:
+    """The exact bytes each piece stands for, from the tokenizer's own piece spelling. `▁` (U+2581)
+    stands for a space only where the decoder says so (SentencePiece's Metaspace or Replace); in any
+    other vocabulary it is a literal character of the token."""
     table = _byte_level_decoder() if byte_level else {}
     out: list[bytes] = []
     for piece, is_special in zip(pieces, special):
@@ -97,7 +101,7 @@ def _piece_bytes(pieces: list[str], special: np.ndarray, tokenizer_kind: str, by
         elif tokenizer_kind == "WordPiece" and piece.startswith("##"):
             out.append(piece[2:].encode("utf-8"))
         else:
-            out.append(piece.replace("▁", " ").encode("utf-8"))
+            out.append((piece.replace("▁", " ") if metaspace else piece).encode("utf-8", "surrogatepass"))
     return out
 
 
@@ -160,12 +164,21 @@ def _chunked(call, items: list, size: int = BATCH) -> list:
     return out
 
 
+def vocabulary_bound(tokenizer: Any) -> int:
+    """One past the highest token id. Not `get_vocab_size`, which counts tokens: with a hole in the ids
+    (a vocabulary that is not contiguous) the count is smaller than the highest id."""
+    ids = tokenizer.get_vocab(with_added_tokens=True).values()
+    return max(ids, default=-1) + 1
+
+
 def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
-    """Build the token table for an embedding matrix of `n_rows` rows."""
-    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    """Build the token table for an embedding matrix of `n_rows` rows. Rows without a token (past
+    the vocabulary, or holes in its ids) are flagged `no_token`."""
+    vocab_size = vocabulary_bound(tokenizer)
     n_tok = min(vocab_size, n_rows)
     ids = list(range(n_tok))
-    pieces = [tokenizer.id_to_token(i) or "" for i in ids]
+    known = [tokenizer.id_to_token(i) for i in ids]
+    pieces = [piece or "" for piece in known]
     special = np.zeros(n_rows, dtype=bool)
     for token_id, added in tokenizer.get_added_tokens_decoder().items():
         if added.special and token_id < n_rows:
@@ -173,10 +186,12 @@ def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
     texts = _chunked(lambda chunk: tokenizer.decode_batch(chunk, skip_special_tokens=False), [[i] for i in ids])
     kind = type(tokenizer.model).__name__
     byte_level = "ByteLevel" in repr(tokenizer.decoder)
-    token_bytes = _piece_bytes(pieces, special[:n_tok], kind, byte_level)
+    metaspace = "▁" in repr(tokenizer.decoder)
+    token_bytes = _piece_bytes(pieces, special[:n_tok], kind, byte_level, metaspace)
 
     no_token = np.zeros(n_rows, dtype=bool)
     no_token[n_tok:] = True
+    no_token[[i for i, piece in enumerate(known) if piece is None]] = True
     pieces += [""] * (n_rows - n_tok)
     texts += [""] * (n_rows - n_tok)
     token_bytes += [b""] * (n_rows - n_tok)
@@ -188,13 +203,14 @@ def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
     control = np.fromiter((_CONTROL.search(t) is not None for t in texts), dtype=bool, count=n_rows)
     whitespace = np.fromiter((bool(t) and not t.strip() for t in texts), dtype=bool, count=n_rows)
     unreachable = np.zeros(n_rows, dtype=bool)
-    candidates = np.flatnonzero(~special[:n_tok] & ~partial[:n_tok] & ~byte_piece[:n_tok])
+    candidates = np.flatnonzero(~special[:n_tok] & ~partial[:n_tok] & ~byte_piece[:n_tok] & ~no_token[:n_tok])
     reach = _reachable(tokenizer, [texts[i] for i in candidates], candidates.tolist(),
                        [pieces[i] for i in candidates], kind == "WordPiece")
     unreachable[candidates[~reach]] = True
 
     flags = {"special": special, "control": control, "byte": byte_piece, "partial_utf8": partial,
-             "unreachable": unreachable, "whitespace": whitespace, "no_token": no_token}
+             "unreachable": unreachable, "whitespace": whitespace, "no_token": no_token,
+             "nonfinite": np.zeros(n_rows, dtype=bool)}  # set from the matrix by the analysis
     unused = unused_name_mask(pieces) | invalid_byte_mask(token_bytes, byte_piece)
     category = np.fromiter(
         (_categorise(texts[i], {"known_unused": bool(unused[i]), **{name: bool(flags[name][i]) for name in FLAGS}})
@@ -230,9 +246,15 @@ def table_from_arrays(arrays: Mapping[str, np.ndarray]) -> TokenTable:
         pieces=unpack_strings(arrays["pieces_blob"], arrays["pieces_offsets"]),
         texts=unpack_strings(arrays["texts_blob"], arrays["texts_offsets"]),
         token_bytes=unpack(arrays["bytes_blob"], arrays["bytes_offsets"]),
-        flags={name: arrays[f"flag_{name}"] for name in FLAGS}, category=arrays["category"],
+        flags={name: _flag(arrays, name, len(arrays["pieces_offsets"]) - 1) for name in FLAGS},
+        category=arrays["category"],
         tokenizer_size=int(size[0]),
     )
+
+
+def _flag(arrays: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
+    """A flag column; one that files written before the flag existed lack is all False."""
+    return arrays[f"flag_{name}"] if f"flag_{name}" in arrays else np.zeros(n, dtype=bool)
 
 
 def _build_and_cache(folder: Path, n_rows: int, path: Path, progress: Callable[[float, str], None]) -> None:

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis import CORPUS_RARITY, Analysis, ModelInfo, Verdicts
-from ..errors import AnalysisFileError
+from ..errors import AnalysisFileError, one_line
 from ..model.vocab import table_arrays, table_from_arrays
 from ..scores.corpus import CorpusCounts
 from ..scores.reference import ReferenceSet
+from .analysis_checks import MAX_META_BYTES, MemberReader, Spec, check_arrays, check_meta, expected_members
 from .blobs import pack_strings, unpack_strings
 from .files import atomic_write
 
@@ -66,39 +67,50 @@ def save_analysis(analysis: Analysis, path: Path) -> Path:
 
 
 def load_analysis(path: Path) -> Analysis:
-    """Read an analysis file; a missing, corrupt, foreign or newer file raises `AnalysisFileError`."""
+    """Read an analysis file; a missing, corrupt, foreign, newer or damaged file raises `AnalysisFileError`.
+
+    Nothing is trusted before it is checked: only the members the format defines are read, each one's
+    declared size and `.npy` header (dtype, shape) are checked against the metadata before it is
+    inflated, the total is capped, and every value that indexes something (labels, offsets, codes, ids)
+    is checked to be in range (see `analysis_checks`). Unknown indicator names are left out."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise AnalysisFileError(f"no analysis file at {path}")
+    if not path.is_file():
+        raise AnalysisFileError(f"{path} is not a regular file; refusing to read it")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        with zipfile.ZipFile(path) as archive:
+            reader = MemberReader(archive, path.name)
+            meta = check_meta(_read_meta(reader), path.name, FORMAT_VERSION)
+            arrays = reader.read_all(expected_members(meta, reader.names))
+    except AnalysisFileError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as exc:
         raise AnalysisFileError(f"{path.name} is not a readable GlitchView analysis (corrupt or "
-                                f"truncated?): {exc}") from exc
+                                f"truncated?): {one_line(exc)}") from None
     try:
-        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
-    except (KeyError, ValueError) as exc:
-        raise AnalysisFileError(f"{path.name} is not a GlitchView analysis file") from exc
-    if meta.get("format") != FORMAT_NAME:
-        raise AnalysisFileError(f"{path.name} is not a GlitchView analysis file")
-    if meta.get("version", 0) > FORMAT_VERSION:
-        raise AnalysisFileError(f"{path.name} was written by a newer GlitchView (format "
-                                f"{meta['version']}; this one reads up to {FORMAT_VERSION}); please upgrade")
-    try:
-        return _build(arrays, meta)
+        return _build(check_arrays(arrays, meta), meta)
     except (KeyError, TypeError, ValueError) as exc:
-        raise AnalysisFileError(f"{path.name} is incomplete or damaged: {exc}") from exc
+        raise AnalysisFileError(f"{path.name} is incomplete or damaged: {one_line(exc)}") from None
+
+
+def _read_meta(reader: "MemberReader") -> dict:
+    if "meta" not in reader.names:
+        raise AnalysisFileError(f"{reader.file} is not a GlitchView analysis file")
+    raw = reader.read("meta", Spec("blob", (None,)), limit=MAX_META_BYTES)
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise AnalysisFileError(f"{reader.file} is not a GlitchView analysis file (unreadable metadata)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise AnalysisFileError(f"{reader.file} is not a GlitchView analysis file")
+    return meta
 
 
 def _build(arrays: dict[str, np.ndarray], meta: dict) -> Analysis:
     table = table_from_arrays(arrays)
-    n = len(table)
     scores = {name: arrays[f"score_{name}"] for name in meta["scores"]}
     projections = {name: arrays[f"projection_{name}"] for name in meta["projections"]}
-    for name, column in [*scores.items(), ("labels", arrays["labels"]), ("flagged", arrays["flagged"])]:
-        if len(column) != n:
-            raise ValueError(f"column {name} has {len(column)} rows, the token table {n}")
     analysis = Analysis(
         model=ModelInfo(**meta["model"]), settings=meta["settings"], table=table, scores=scores,
         labels=arrays["labels"], centers=arrays["centers"], inertia=float(meta["inertia"]),

@@ -2,13 +2,16 @@
 
 CSV rules: UTF-8, RFC 4180 quoting (Python's csv module), display cells escaped visibly
 (`core.text.escape_text`) and neutralised against spreadsheet formula injection (a cell starting
-with =, +, -, @, tab or CR gets a leading apostrophe, as OWASP recommends). Programs read the
-`bytes_hex` column, the exact token bytes, which round-trips every token losslessly."""
+with =, +, -, @, tab or CR gets a leading apostrophe, as OWASP recommends; so does a cell that
+starts with an apostrophe, which keeps the rule one-to-one: `'=x` and `=x` stay two cells). Programs read the
+`bytes_hex` column, the exact token bytes, which round-trips every token losslessly.
+JSON is strict (RFC 8259): a NaN or infinite score is written as null."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -21,7 +24,7 @@ from ..verify.verdicts import LABELS, is_glitch
 from .files import atomic_write
 from .text import escape_text
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def safe_cell(text: str) -> str:
@@ -78,6 +81,14 @@ def write_csv(analysis: Analysis, path: Path, ids: Iterable[int], indicator: str
     return count
 
 
+def _json_number(value: str | float) -> float | None:
+    """A score as a JSON number; empty, NaN and infinite scores as null (strict JSON has no NaN)."""
+    if isinstance(value, str) and not value:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def write_json(analysis: Analysis, path: Path, ids: Iterable[int], indicator: str,
                end: Direction | None = None) -> int:
     """The same rows as `write_csv`, as a JSON list of objects (scores as numbers)."""
@@ -85,10 +96,10 @@ def write_json(analysis: Analysis, path: Path, ids: Iterable[int], indicator: st
     score_names = set(analysis.scores) | {"max_prob"}
     rows = []
     for row in export_rows(analysis, ids, indicator, end):
-        rows.append({c: (float(v) if c in score_names and v != "" else v) for c, v in zip(columns, row)})
+        rows.append({c: (_json_number(v) if c in score_names else v) for c, v in zip(columns, row)})
     with atomic_write(Path(path), "w", encoding="utf-8") as handle:
         json.dump({"model": analysis.model.name, "fingerprint": analysis.model.fingerprint, "tokens": rows},
-                  handle, ensure_ascii=False, indent=1, allow_nan=True)
+                  handle, ensure_ascii=False, indent=1, allow_nan=False)
     return len(rows)
 
 
@@ -106,11 +117,12 @@ def write_filter_list(analysis: Analysis, path: Path) -> int:
     taxonomy = classify_tokens(analysis.table, glitch)
     tokens = [{"id": int(i), "text": escape_text(analysis.table.texts[i]),
                "bytes_hex": hex_cell(analysis.table.token_bytes[i]), "verdict": LABELS[v.verdict[i]],
-               "max_prob": float(v.max_prob[i]), "taxonomy": TAXONOMY[code]} for i, code in zip(glitch, taxonomy)]
+               "max_prob": _json_number(v.max_prob[i]), "taxonomy": TAXONOMY[code]}
+              for i, code in zip(glitch, taxonomy)]
     data = {"model": analysis.model.name, "fingerprint": analysis.model.fingerprint,
             "usage": "transformers: model.generate(..., bad_words_ids=bad_words_ids); or set these ids' "
                      "logits to -inf; or reject inputs whose encoding contains any of them",
             "bad_words_ids": [[t["id"]] for t in tokens], "tokens": tokens}
     with atomic_write(Path(path), "w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False, indent=1)
+        json.dump(data, handle, ensure_ascii=False, indent=1, allow_nan=False)
     return len(tokens)
