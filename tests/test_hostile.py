@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import shutil
 import subprocess
 import sys
@@ -45,10 +46,18 @@ def _one_line_error(capsys, args: list[str], message: str) -> None:
 
 # --- item 1: saving never replaces what is at the path ---------------------------------------
 
-def test_saving_to_a_character_device_writes_through(tiny_analysis: Analysis) -> None:
-    before = os.stat("/dev/null")
-    assert write_csv(tiny_analysis, Path("/dev/null"), [1, 2], "norm") == 2
-    after = os.stat("/dev/null")
+def test_saving_to_a_character_device_writes_through(tiny_analysis: Analysis, tmp_path: Path) -> None:
+    """A null device of the test's own (as root: mknod) stands for /dev/null, so that a regression
+    replaces the test's file and never the machine's /dev/null."""
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        device = Path("/dev/null")  # not root: the system's, which an unprivileged writer cannot replace
+    before = os.stat(device)
+    assert write_csv(tiny_analysis, device, [1, 2], "norm") == 2
+    after = os.stat(device)
+    assert stat.S_ISCHR(after.st_mode)
     assert (after.st_mode, after.st_rdev, after.st_ino) == (before.st_mode, before.st_rdev, before.st_ino)
 
 

@@ -66,6 +66,10 @@ class MainWindow(QMainWindow):
     def last_error(self) -> str:
         return self.job_status.last_error
 
+    @last_error.setter
+    def last_error(self, message: str) -> None:
+        self.job_status.last_error = message
+
     # --- construction -----------------------------------------------------------------------------
     def _build_docks(self) -> None:
         self.table = TokenTable(self.hub, self.jobs)

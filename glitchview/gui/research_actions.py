@@ -74,7 +74,7 @@ def count_corpus(window: MainWindow, paths: list[Path] | None = None, field: str
             return
         paths, field = dialog.chosen(), dialog.field.text().strip() or "text"
     window.run("corpus", research.count_corpus, paths, field,
-               then=lambda r: window._job_ended(f"Corpus counted: {r.corpus.summary()}"))
+               then=lambda r: window.job_status.ended(f"Corpus counted: {r.corpus.summary()}"))
 
 
 def compare_with(window: MainWindow, target: str | None = None) -> None:
@@ -88,7 +88,7 @@ def compare_with(window: MainWindow, target: str | None = None) -> None:
             return
         target = str(Path(path).parent) if Path(path).name == "config.json" else path
     window.run("compare", research.compare_with, target,
-               then=lambda r: window._job_ended(r.comparison.summary()))
+               then=lambda r: window.job_status.ended(r.comparison.summary()))
 
 
 def export_report(window: MainWindow, folder: str | None = None) -> None:
@@ -99,4 +99,4 @@ def export_report(window: MainWindow, folder: str | None = None) -> None:
         if not folder:
             return
     window.run("report", research.export_report, Path(folder),
-               then=lambda r: window._job_ended(f"Report written to {r.path}"))
+               then=lambda r: window.job_status.ended(f"Report written to {r.path}"))
