@@ -37,6 +37,6 @@ def test_a_core_module_that_reaches_qt_indirectly_breaks_the_contract(tmp_path: 
 
 def test_top_level_layout() -> None:
     for name in ("glitchview/core/model", "glitchview/core/scores", "glitchview/core/verify", "glitchview/core/store",
-                 "glitchview/core/view", "glitchview/core/session.py", "glitchview/gui", "glitchview/cli.py",
+                 "glitchview/core/view", "glitchview/core/session.py", "glitchview/gui", "glitchview/cli",
                  "resources", "tests", "packaging", "bench", "pyproject.toml", "main.py", "README.md", ".ci/run"):
         assert (ROOT / name).exists(), name
