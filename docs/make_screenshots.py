@@ -3,7 +3,7 @@
 Opens the real window on the default demo model (SmolLM2), selects the 40 most suspicious tokens
 by the recommended glitch_score, verifies them (fast screening confirmed by the full test),
 filters the table to them, runs the seed's breakfast prompt with a verified glitch token beside a
-control token, then measures the indicators (top 50 of each plus 50 random tokens), and saves PNGs
+control token, then measures the indicators (top 30 of each plus 30 random tokens), and saves PNGs
 next to this script: main_window.png (1600 x 1000), main_window_1366.png (1366 x 768, a laptop
 screen), prompt_panel.png, indicator_quality.png (used by README and guide.md)."""
 
@@ -71,9 +71,9 @@ def main() -> None:
     window.grab().save(str(HERE / "main_window_1366.png"))
     window.resize(1600, 1000)
 
-    window.quality.top_n.setValue(50)
-    window.quality.sample_n.setValue(50)
-    window.quality.request()  # verify the top 50 of every indicator and 50 random tokens
+    window.quality.top_n.setValue(30)
+    window.quality.sample_n.setValue(30)
+    window.quality.request()  # verify the top 30 of every indicator and 30 random tokens
     wait(app, window.prompt)
     window.docks["quality"].raise_()
     window.docks["quality"].setFloating(True)
