@@ -38,7 +38,7 @@ def test_fifo_model_and_hostile_title_open_promptly_and_escaped(qtbot, window: M
         meta["model"].update(name=str(fifo), title="\u202eevil\ntitle")
 
     path = _saved_with(tiny_hf, tmp_path, change)
-    with qtbot.waitSignal(window.state.analysisChanged, timeout=20_000):  # no hang on the FIFO
+    with qtbot.waitSignal(window.hub.analysisChanged, timeout=20_000):  # no hang on the FIFO
         window.open_analysis(str(path))
     assert window.windowTitle() == "GlitchView — \\u202eevil\\ntitle"
 

@@ -73,7 +73,8 @@ def continuous(name: str, values: np.ndarray, suspicious: str = "high") -> Colou
     lo, hi = (np.percentile(values[finite], [1, 99]) if finite.any() else (0.0, 1.0))
     if hi <= lo:
         hi = lo + 1.0
-    scaled = np.clip((np.nan_to_num(values, nan=lo) - lo) / (hi - lo), 0, 1)
+    with np.errstate(over="ignore", invalid="ignore"):  # extreme values (a damaged file) clip to the ends
+        scaled = np.clip((np.nan_to_num(values, nan=lo) - lo) / (hi - lo), 0, 1)
     bins = np.minimum((scaled * CONTINUOUS_BINS).astype(np.int64), CONTINUOUS_BINS - 1)
     # the suspicious end is always the bright end of viridis, and drawn last (on top)
     colours = viridis(CONTINUOUS_BINS) if suspicious == "high" else viridis(CONTINUOUS_BINS)[::-1]
