@@ -26,3 +26,7 @@ class AnalysisFileError(GlitchViewError):
 
 class Cancelled(GlitchViewError):
     """The user cancelled the running job."""
+
+
+class UnsupportedQuantizationError(ModelLoadError):
+    """A GGUF tensor GlitchView needs is stored in a quantisation type it cannot dequantise."""

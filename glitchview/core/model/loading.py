@@ -26,6 +26,7 @@ from ..child import run_in_child
 from ..errors import ModelLoadError, NoEmbeddingError
 from ..progress import CancelToken, ProgressFn, no_progress
 from .memory import check_fits
+from .gguf_direct import open_gguf
 from .sources import ModelSource, cache_root, fingerprint
 
 CACHE_FORMAT = 3  # 2: config.json records the architecture; 3: and no GGUF quantization_config
@@ -298,11 +299,11 @@ def load_model(source: ModelSource, progress: ProgressFn = no_progress,
     notes: list[str] = []
     if source.is_gguf:
         _check_gguf_header(source.path)
-        folder, cached = _cached_folder(source, fp, progress, cancel)
-        notes.append("dequantised weights read from the cache" if cached
-                     else f"GGUF converted once; cached in {folder}")
+        folder, cached, matrices = open_gguf(source, fp, progress, cancel)
+        notes.append("GGUF tokenizer read from the cache" if cached
+                     else f"GGUF tokenizer built once; cached in {folder}")
     else:
-        folder = source.path
+        folder, matrices = source.path, None
     cancel.check()
     config = _read_config(folder)
     if config.get("auto_map") or config.get("trust_remote_code"):
@@ -313,7 +314,7 @@ def load_model(source: ModelSource, progress: ProgressFn = no_progress,
         raise ModelLoadError(f"no tokenizer in {folder} (expected tokenizer.json)")
     cancel.check()
     progress(0.9, "reading the embedding matrices")
-    inputs, outputs = read_embeddings(folder)
+    inputs, outputs = matrices or read_embeddings(folder)
     if not np.isfinite(inputs).all() or (outputs is not None and not np.isfinite(outputs).all()):
         raise ModelLoadError(f"the embedding matrix of {source.display_name} holds NaN or infinite values")
     progress(1.0, f"loaded {inputs.shape[0]} x {inputs.shape[1]} embeddings")

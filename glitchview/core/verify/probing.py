@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GlitchViewError
+from ..model.gguf_direct import ensure_network_weights
 from ..model.loading import LoadedModel
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .templates import default_templates, encode_template, fill, repetition_text
@@ -108,9 +109,11 @@ def _build_probe_model(loaded: LoadedModel, precision: str) -> ProbeModel:
 
     use_bf16 = precision == "bfloat16" or (precision == "auto" and bf16_is_fast())
     dtype = torch.bfloat16 if use_bf16 else torch.float32
+    # a GGUF opened for analysis has only its tokenizer cached: the whole network is converted now, once
+    folder = ensure_network_weights(loaded.source, loaded.fingerprint, loaded.folder, no_progress)
     default_dtype = torch.get_default_dtype()
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(loaded.folder), trust_remote_code=False,
+        model = AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=False,
                                                      local_files_only=True, dtype=dtype)
     except Exception as exc:
         raise GlitchViewError(f"cannot build {loaded.source.display_name} for generation: {exc}") from exc

@@ -1,0 +1,267 @@
+"""Read a GGUF file directly: only the token-embedding (and untied output) matrix, and the tokenizer.
+
+An analysis needs one or two matrices, not the network, so the file is memory-mapped and only
+`token_embd.weight` (and `output.weight` when the model is untied) is dequantised, in row chunks,
+with the `gguf` package's own dequantisers. The header is parsed here rather than by
+`gguf.GGUFReader`, which turns every one of a 262k vocabulary's strings into numpy views (15 s on
+Gemma-3 on a 2-core machine, against ~0.3 s for this walk). The tokenizer is built once from the
+metadata by transformers' GGUF converter, in a child process (it holds the GIL for seconds), and
+cached with a small config in `cache_root()/models/<fingerprint>`: the same folder the whole-model
+conversion uses, so that conversion can be done later, only when the network is needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..child import run_in_child
+from ..errors import ModelLoadError, NoEmbeddingError, UnsupportedQuantizationError
+from ..progress import CancelToken, ProgressFn
+from .memory import check_fits
+from .sources import ModelSource, cache_root
+
+INPUT_TENSOR = "token_embd.weight"
+OUTPUT_TENSOR = "output.weight"
+METADATA_FORMAT = 1
+METADATA_MARKER = "glitchview-gguf-metadata.json"
+_CHUNK_BYTES = 64 * 2**20  # float32 output per dequantisation step: bounds the temporaries
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_MODEL_TYPES = {"gemma3": "gemma3_text"}  # GGUF architecture -> transformers model_type, where they differ
+
+
+@dataclass(frozen=True)
+class GgufTensor:
+    name: str
+    shape: tuple[int, ...]  # numpy order (rows first)
+    type_id: int
+    offset: int  # from the start of the data section
+
+
+@dataclass(frozen=True)
+class GgufHeader:
+    """What the file says about itself: scalar metadata, the tensor table, where the data starts."""
+
+    metadata: dict[str, Any]
+    tensors: dict[str, GgufTensor]
+    data_start: int
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", "unknown"))
+
+
+class _Cursor:
+    """Reads little-endian values from a memory-mapped file, with a clear error past its end."""
+
+    def __init__(self, blob: np.ndarray) -> None:
+        self.blob, self.pos = blob, 0
+
+    def unpack(self, fmt: str) -> Any:
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.blob):
+            raise ValueError("the file ends inside its header (truncated?)")
+        values = struct.unpack_from(fmt, self.blob, self.pos)
+        self.pos += size
+        return values[0] if len(values) == 1 else values
+
+    def string(self) -> str:
+        length = self.unpack("<Q")
+        if self.pos + length > len(self.blob):
+            raise ValueError("the file ends inside its header (truncated?)")
+        text = bytes(self.blob[self.pos:self.pos + length]).decode("utf-8", errors="replace")
+        self.pos += length
+        return text
+
+    def value(self, kind: int) -> Any:
+        """One metadata value; arrays of strings are walked and kept only as their length."""
+        if kind in _SCALARS:
+            return self.unpack(_SCALARS[kind])
+        if kind == 8:
+            return self.string()
+        if kind == 9:
+            element, count = self.unpack("<IQ")
+            if element in _SCALARS:
+                self.pos += count * struct.calcsize(_SCALARS[element])
+            else:
+                for _ in range(count):
+                    self.value(element)
+            return count
+        raise ValueError(f"unknown metadata value type {kind}")
+
+
+def read_header(path: Path) -> GgufHeader:
+    """Parse the header of a GGUF file (v2/v3) without reading any tensor data."""
+    try:
+        blob = np.memmap(path, mode="r", dtype=np.uint8)
+        cur = _Cursor(blob)
+        if bytes(blob[:4]) != b"GGUF":
+            raise ValueError("its first bytes are not 'GGUF'")
+        cur.pos = 4
+        version, tensor_count, kv_count = cur.unpack("<IQQ")
+        if version not in (2, 3):
+            raise ValueError(f"GGUF version {version} is not supported (2 and 3 are)")
+        metadata: dict[str, Any] = {}
+        for _ in range(kv_count):
+            key = cur.string()
+            metadata[key] = cur.value(cur.unpack("<I"))
+        tensors: dict[str, GgufTensor] = {}
+        for _ in range(tensor_count):
+            name = cur.string()
+            dims = cur.unpack(f"<{cur.unpack('<I')}Q")
+            dims = dims if isinstance(dims, tuple) else (dims,)
+            type_id, offset = cur.unpack("<IQ")
+            tensors[name] = GgufTensor(name, tuple(int(d) for d in reversed(dims)), type_id, offset)
+        alignment = int(metadata.get("general.alignment", 32))
+    except (OSError, ValueError, struct.error) as exc:
+        raise ModelLoadError(f"cannot read GGUF file {path}: {exc}") from exc
+    return GgufHeader(metadata, tensors, (cur.pos + alignment - 1) // alignment * alignment)
+
+
+def _quant_type(path: Path, tensor: GgufTensor) -> Any:
+    from gguf import GGMLQuantizationType
+
+    try:
+        return GGMLQuantizationType(tensor.type_id)
+    except ValueError:
+        raise UnsupportedQuantizationError(
+            f"{path.name}: {tensor.name} has ggml type {tensor.type_id}, unknown to the installed gguf "
+            f"package; update gguf or use a file with another quantisation") from None
+
+
+def dequantise(path: Path, header: GgufHeader, tensor: GgufTensor) -> np.ndarray:
+    """One 2-D tensor as float32, dequantised from the memory map in row chunks."""
+    from importlib.metadata import version
+
+    from gguf import GGML_QUANT_SIZES
+    from gguf.quants import dequantize
+
+    qtype = _quant_type(path, tensor)
+    if len(tensor.shape) != 2:
+        raise NoEmbeddingError(f"{path.name}: {tensor.name} is not a matrix (shape {tensor.shape})")
+    rows, cols = tensor.shape
+    block, block_bytes = GGML_QUANT_SIZES[qtype]
+    if cols % block:
+        raise ModelLoadError(f"cannot read GGUF file {path}: {tensor.name} rows of {cols} values "
+                             f"are not whole {qtype.name} blocks of {block}")
+    row_bytes = cols // block * block_bytes
+    start = header.data_start + tensor.offset
+    blob = np.memmap(path, mode="r", dtype=np.uint8)
+    if start + rows * row_bytes > len(blob):
+        raise ModelLoadError(f"cannot read GGUF file {path}: {tensor.name} runs past the end of the "
+                             f"file (truncated?)")
+    stored = blob[start:start + rows * row_bytes].reshape(rows, row_bytes)
+    out = np.empty((rows, cols), dtype=np.float32)
+    step = max(1, _CHUNK_BYTES // (4 * cols))
+    try:
+        for first in range(0, rows, step):
+            out[first:first + step] = dequantize(stored[first:first + step], qtype)
+    except NotImplementedError:
+        raise UnsupportedQuantizationError(
+            f"{path.name}: {tensor.name} is stored as {qtype.name}, which gguf {version('gguf')} cannot "
+            f"dequantise; use a file with another quantisation of the embeddings") from None
+    return out
+
+
+def read_embeddings(path: Path, header: GgufHeader) -> tuple[np.ndarray, np.ndarray | None]:
+    """`token_embd.weight` and, when present and different, `output.weight`, as float32."""
+    wanted = [header.tensors[n] for n in (INPUT_TENSOR, OUTPUT_TENSOR) if n in header.tensors]
+    if not wanted:
+        raise NoEmbeddingError(f"{path.name} holds no {INPUT_TENSOR} (nor {OUTPUT_TENSOR}) among its "
+                               f"{len(header.tensors)} tensors")
+    needed = sum(2 * 4 * int(np.prod(t.shape)) for t in wanted)  # the matrix and one chunked copy's slack
+    check_fits(needed, f"reading the embedding matrices of {path.name}",
+               "close other programs or use a machine with more memory")
+    matrices = [dequantise(path, header, t) for t in wanted]
+    inputs = matrices[0]
+    if len(matrices) == 1 or (matrices[1].shape == inputs.shape and np.array_equal(matrices[1], inputs)):
+        return inputs, None
+    return inputs, matrices[1]
+
+
+def _config(header: GgufHeader) -> dict[str, Any]:
+    """The few config entries GlitchView reads (the architecture decides whether it can generate)."""
+    arch = header.architecture
+    emb = header.tensors.get(INPUT_TENSOR) or header.tensors.get(OUTPUT_TENSOR)
+    return {"model_type": _MODEL_TYPES.get(arch, arch), "gguf_architecture": arch,
+            "vocab_size": emb.shape[0] if emb else header.metadata.get(f"{arch}.vocab_size"),
+            "hidden_size": header.metadata.get(f"{arch}.embedding_length"),
+            "tie_word_embeddings": OUTPUT_TENSOR not in header.tensors}
+
+
+def _write_metadata(path: Path, staging: Path, config: dict[str, Any], progress: ProgressFn) -> None:
+    """Child-process step: the fast tokenizer from the GGUF metadata, and the config, into `staging`."""
+    from transformers.integrations.gguf import convert_gguf_tokenizer, get_gguf_tokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
+
+    progress(0.2, f"building the tokenizer of {path.name} from its metadata (first open only)")
+    try:
+        architecture, tokenizer_dict, _ = get_gguf_tokenizer(str(path))
+        tokenizer, _ = convert_gguf_tokenizer(architecture, tokenizer_dict)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot build the tokenizer of GGUF file {path}: {exc}") from exc
+    tokenizer.save(str(staging / "tokenizer.json"))
+    model_type = config["model_type"]
+    head = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type) or MODEL_MAPPING_NAMES.get(model_type)
+    if head:
+        config = {**config, "architectures": [head]}
+    (staging / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def metadata_ready(target: Path) -> bool:
+    """Whether `target` holds a tokenizer and config for this file: from this module or from the
+    whole-model conversion (whose folder must never be replaced by this lighter one)."""
+    from .loading import _CACHE_MARKER
+
+    if not (target / "tokenizer.json").exists() or not (target / "config.json").exists():
+        return False
+    if (target / _CACHE_MARKER).exists():
+        return True
+    try:
+        return json.loads((target / METADATA_MARKER).read_text()).get("format") == METADATA_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def open_gguf(source: ModelSource, fp: str, progress: ProgressFn,
+              cancel: CancelToken) -> tuple[Path, bool, tuple[np.ndarray, np.ndarray | None]]:
+    """(cache folder with tokenizer.json + config.json, whether it was cached, the matrices)."""
+    header = read_header(source.path)
+    if INPUT_TENSOR not in header.tensors and OUTPUT_TENSOR not in header.tensors:
+        raise NoEmbeddingError(f"{source.path.name} holds no {INPUT_TENSOR} (nor {OUTPUT_TENSOR}) among "
+                               f"its {len(header.tensors)} tensors")
+    target = cache_root() / "models" / fp
+    cached = metadata_ready(target)
+    if not cached:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+        try:
+            run_in_child(_write_metadata, (source.path, staging, _config(header)), "GGUF tokenizer",
+                         progress, cancel)
+            marker = {"format": METADATA_FORMAT, "source": str(source.path)}
+            (staging / METADATA_MARKER).write_text(json.dumps(marker))
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    cancel.check()
+    progress(0.8, f"dequantising {INPUT_TENSOR} of {source.path.name}")
+    return target, cached, read_embeddings(source.path, header)
+
+
+def ensure_network_weights(source: ModelSource, fp: str, folder: Path, progress: ProgressFn,
+                           cancel: CancelToken | None = None) -> Path:
+    """The folder with the whole network's weights: for a GGUF, converted now (once), only when the
+    network is needed (verification, prompting), never for an analysis."""
+    if not source.is_gguf or (folder / "model.safetensors").exists():
+        return folder
+    from .loading import _cached_folder
+
+    return _cached_folder(source, fp, progress, cancel or CancelToken())[0]
