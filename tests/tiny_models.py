@@ -94,8 +94,35 @@ def write_hf_folder(folder: Path, tied: bool = True, seed: int = 0) -> TinyModel
     return TinyModel(folder, tok.get_vocab_size(), emb, unemb, PLANTED)
 
 
-def write_gguf(path: Path, seed: int = 0) -> TinyModel:
-    """The same kind of model as a GGUF file (float32 tensors, gpt2-style tokenizer metadata)."""
+def add_matrix(writer, name: str, matrix: np.ndarray, qtype=None) -> None:
+    """Add a float matrix to a GGUF writer, quantised to `qtype` by gguf's own quantiser."""
+    from gguf import GGMLQuantizationType, quants
+
+    if qtype is None or qtype == GGMLQuantizationType.F32:
+        writer.add_tensor(name, matrix.astype(np.float32))
+    else:
+        writer.add_tensor(name, quants.quantize(matrix.astype(np.float32), qtype), raw_dtype=qtype)
+
+
+def write_matrix_gguf(path: Path, inputs: np.ndarray, qtype=None, outputs: np.ndarray | None = None) -> Path:
+    """A GGUF holding only `token_embd.weight` (and `output.weight`), for reading the matrices back."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_embedding_length(inputs.shape[1])
+    add_matrix(writer, "token_embd.weight", inputs, qtype)
+    if outputs is not None:
+        add_matrix(writer, "output.weight", outputs, qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def write_gguf(path: Path, seed: int = 0, qtype=None) -> TinyModel:
+    """The same kind of model as a GGUF file (float32 tensors, gpt2-style tokenizer metadata); the
+    token embedding quantised to `qtype` when given (`embeddings` stays the float reference)."""
     import json
 
     import gguf
@@ -138,7 +165,7 @@ def write_gguf(path: Path, seed: int = 0) -> TinyModel:
         for hf, gg in per_layer.items():
             names[f"model.layers.{i}.{hf}.weight"] = f"blk.{i}.{gg}.weight"
     for hf, gg in names.items():
-        writer.add_tensor(gg, state[hf])
+        add_matrix(writer, gg, state[hf], qtype if gg == "token_embd.weight" else None)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
