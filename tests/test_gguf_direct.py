@@ -156,3 +156,25 @@ def test_gguf_without_embedding_matrix(tmp_path: Path) -> None:
     writer.close()
     with pytest.raises(NoEmbeddingError, match="no token_embd.weight"):
         load_model(resolve(str(path)))
+
+
+def test_smollm2_reads_as_the_whole_model_conversion_did() -> None:
+    """The demo's Q4_1 file: the same matrix as transformers' dequantiser (which the old whole-model
+    conversion used) and a tokenizer that names and decodes every id alike, so the same indicators."""
+    from glitchview.core.model.sources import demo_installed
+
+    if not demo_installed("smollm2"):
+        pytest.skip("the SmolLM2 demo package is not installed")
+    from transformers import AutoTokenizer
+    from transformers.integrations.gguf.dequant import dequantize
+    from transformers.integrations.gguf.reader import GgufHeader, load_gguf_state_dict
+
+    model = load_model(resolve("smollm2"))
+    stored = load_gguf_state_dict(GgufHeader.from_file(str(model.source.path)))["token_embd.weight"]
+    reference = dequantize(stored[...], stored.ggml_type).reshape(model.input_embeddings.shape).numpy()
+    np.testing.assert_array_equal(model.input_embeddings, reference)
+    assert model.tied and model.architecture == "LlamaForCausalLM"
+    old = AutoTokenizer.from_pretrained(str(model.source.path.parent), gguf_file=model.source.path.name)
+    new, ids = model.tokenizer, list(range(model.input_embeddings.shape[0]))
+    assert [new.id_to_token(i) for i in ids] == old.convert_ids_to_tokens(ids)
+    assert new.decode_batch([[i] for i in ids]) == old.backend_tokenizer.decode_batch([[i] for i in ids])
