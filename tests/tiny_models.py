@@ -6,6 +6,7 @@ glitch rows*: embedding rows left at a tiny shared value, as barely-trained toke
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,3 +172,25 @@ def write_gguf(path: Path, seed: int = 0, qtype=None) -> TinyModel:
     writer.write_tensors_to_file()
     writer.close()
     return TinyModel(path, len(tokens), state["model.embed_tokens.weight"], None, PLANTED)
+
+
+def write_sharded_folder(folder: Path, dtype: torch.dtype = torch.bfloat16, seed: int = 2) -> TinyModel:
+    """An untied model in three safetensors shards with an index: the input embedding alone in one,
+    the output matrix in another, every other tensor in a third (which tests may corrupt).
+    `embeddings`/`unembedding` hold the stored values, exactly, in float32."""
+    from safetensors.torch import save_file
+
+    tiny = write_hf_folder(folder, tied=False, seed=seed)
+    (folder / "model.safetensors").unlink()
+    model = _llama(tiny.vocab_size, False, seed, untrained_ids(train_tokenizer()))
+    state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
+    shards = {"model.embed_tokens.weight": "model-00001-of-00003.safetensors",
+              "lm_head.weight": "model-00002-of-00003.safetensors"}
+    weight_map = {name: shards.get(name, "model-00003-of-00003.safetensors") for name in state}
+    for shard in sorted(set(weight_map.values())):
+        save_file({k: v for k, v in state.items() if weight_map[k] == shard}, str(folder / shard),
+                  metadata={"format": "pt"})
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+    return TinyModel(folder, tiny.vocab_size, state["model.embed_tokens.weight"].float().numpy(),
+                     state["lm_head.weight"].float().numpy(), PLANTED)

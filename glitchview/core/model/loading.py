@@ -27,6 +27,7 @@ from ..errors import ModelLoadError, NoEmbeddingError
 from ..progress import CancelToken, ProgressFn, no_progress
 from .memory import check_fits
 from .gguf_direct import open_gguf
+from .shards import indexed_tensors, read_float32, stored_bytes
 from .sources import ModelSource, cache_root, fingerprint
 
 CACHE_FORMAT = 3  # 2: config.json records the architecture; 3: and no GGUF quantization_config
@@ -129,28 +130,13 @@ def _tensor_bytes(path: Path, name: str) -> int:
     """Bytes a tensor takes once read and converted to float32 (plus its stored copy), from the header."""
     if path.suffix != ".safetensors":
         return 0  # pickle-free .bin files are memory-mapped; nothing cheap to read first
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        piece = f.get_slice(name)
-        count = int(np.prod(piece.get_shape()))
-        stored = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I8": 1, "U8": 1}.get(piece.get_dtype(), 4)
-    return count * (4 + stored)
+    return stored_bytes(path, name)
 
 
 def _read_tensor(path: Path, name: str) -> np.ndarray:
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                tensor = f.get_tensor(name)
-        except Exception as exc:
-            raise ModelLoadError(f"cannot read tensor {name} from {path.name} "
-                                 f"(truncated or corrupt file?): {exc}") from exc
-    else:
-        tensor = _load_pickle_free(path)[name]
-    return tensor.float().numpy()
+        return read_float32(path, name)
+    return _load_pickle_free(path)[name].float().numpy()
 
 
 def _pick(names: dict[str, Path], pattern: re.Pattern[str]) -> tuple[str, Path] | None:
@@ -160,8 +146,8 @@ def _pick(names: dict[str, Path], pattern: re.Pattern[str]) -> tuple[str, Path] 
 
 def read_embeddings(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read the input embedding matrix and, when untied, the output matrix, each whole."""
-    names: dict[str, Path] = {}
-    for path in _weight_files(folder):
+    names = indexed_tensors(folder)  # a sharded model: its index names every tensor, no shard opened
+    for path in [] if names else _weight_files(folder):
         for name in _tensor_names(path):
             names.setdefault(name, path)
     found_in = _pick(names, _INPUT_NAMES)
