@@ -1,7 +1,8 @@
 """Open one model in this process and print, as JSON, the seconds and the peak resident memory the
 open added (VmHWM after, less VmRSS before, with the peak reset first), so that imports already done
 do not count. Run as a child: `python bench/peak_open.py MODEL [old]`; `old` reads the embedding
-tensors the way GlitchView did before the sharded reader (whole tensor, then a float32 copy)."""
+tensors the way GlitchView did before the sharded reader (whole tensor, then a float32 copy),
+with the same finite and tied checks."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def _old_read(folder: Path) -> list:
 
 
 def main(name: str, path: str = "new") -> None:
-    import numpy  # noqa: F401  (imports before the measurement)
+    import numpy as np  # imports before the measurement
     import safetensors.torch  # noqa: F401
     import torch  # noqa: F401
 
@@ -42,8 +43,9 @@ def main(name: str, path: str = "new") -> None:
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
     before = _status("VmRSS")
     start = time.perf_counter()
-    if path == "old":
+    if path == "old":  # with the checks load_model makes on every matrix, as in the new path
         matrices = _old_read(Path(name))
+        assert all(np.isfinite(m).all() for m in matrices) and not np.array_equal(matrices[0], matrices[-1])
     else:
         model = load_model(resolve(name))
         matrices = [m for m in (model.input_embeddings, model.output_embeddings) if m is not None]

@@ -177,7 +177,7 @@ def read_embeddings(path: Path, header: GgufHeader) -> tuple[np.ndarray, np.ndar
         raise NoEmbeddingError(f"{path.name} holds no {INPUT_TENSOR} (nor {OUTPUT_TENSOR}) among its "
                                f"{len(header.tensors)} tensors")
     needed = sum(2 * 4 * int(np.prod(t.shape)) for t in wanted)  # the matrix and one chunked copy's slack
-    check_fits(needed, f"reading the embedding matrices of {path.name}",
+    check_fits(needed, f"dequantising the embedding matrices of {path.name}",
                "close other programs or use a machine with more memory")
     matrices = [dequantise(path, header, t) for t in wanted]
     inputs = matrices[0]
@@ -206,7 +206,8 @@ def _write_metadata(path: Path, staging: Path, config: dict[str, Any], progress:
         architecture, tokenizer_dict, _ = get_gguf_tokenizer(str(path))
         tokenizer, _ = convert_gguf_tokenizer(architecture, tokenizer_dict)
     except Exception as exc:
-        raise ModelLoadError(f"cannot build the tokenizer of GGUF file {path}: {exc}") from exc
+        raise ModelLoadError(f"cannot read GGUF file {path}: no tokenizer can be built from its "
+                             f"metadata ({exc})") from exc
     tokenizer.save(str(staging / "tokenizer.json"))
     model_type = config["model_type"]
     head = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type) or MODEL_MAPPING_NAMES.get(model_type)
@@ -237,6 +238,8 @@ def open_gguf(source: ModelSource, fp: str, progress: ProgressFn,
     if INPUT_TENSOR not in header.tensors and OUTPUT_TENSOR not in header.tensors:
         raise NoEmbeddingError(f"{source.path.name} holds no {INPUT_TENSOR} (nor {OUTPUT_TENSOR}) among "
                                f"its {len(header.tensors)} tensors")
+    progress(0.05, f"dequantising {INPUT_TENSOR} of {source.path.name}")
+    matrices = read_embeddings(source.path, header)  # before the tokenizer: a bad type fails at once
     target = cache_root() / "models" / fp
     cached = metadata_ready(target)
     if not cached:
@@ -252,8 +255,7 @@ def open_gguf(source: ModelSource, fp: str, progress: ProgressFn,
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     cancel.check()
-    progress(0.8, f"dequantising {INPUT_TENSOR} of {source.path.name}")
-    return target, cached, read_embeddings(source.path, header)
+    return target, cached, matrices
 
 
 def ensure_network_weights(source: ModelSource, fp: str, folder: Path, progress: ProgressFn,
