@@ -2,9 +2,9 @@
 
 Hugging Face folders are read directly: `config.json` as plain JSON, the embedding tensors
 lazily from safetensors (or pickle-free `torch.load(weights_only=True)`), the tokenizer from
-`tokenizer.json`. No code from the model folder ever runs. A GGUF file is converted once by
-transformers (slow: it dequantises every tensor) into a cache folder of safetensors + config +
-tokenizer, keyed by the file's fingerprint, so the next open is the fast folder path."""
+`tokenizer.json`. No code from the model folder ever runs. A GGUF file is read directly (see
+`gguf_direct`: only its embedding matrices, its tokenizer cached by fingerprint); transformers'
+whole-model conversion into a cache folder is done only when the network is built (`_cached_folder`)."""
 
 from __future__ import annotations
 
