@@ -127,7 +127,7 @@ def _load_pickle_free(path: Path) -> dict[str, Any]:
 
 
 def _tensor_bytes(path: Path, name: str) -> int:
-    """Bytes a tensor takes once read and converted to float32 (plus its stored copy), from the header."""
+    """Bytes a tensor takes once read as float32 (plus one block being converted), from the header."""
     if path.suffix != ".safetensors":
         return 0  # pickle-free .bin files are memory-mapped; nothing cheap to read first
     return stored_bytes(path, name)
