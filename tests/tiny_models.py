@@ -6,6 +6,7 @@ glitch rows*: embedding rows left at a tiny shared value, as barely-trained toke
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,8 +95,35 @@ def write_hf_folder(folder: Path, tied: bool = True, seed: int = 0) -> TinyModel
     return TinyModel(folder, tok.get_vocab_size(), emb, unemb, PLANTED)
 
 
-def write_gguf(path: Path, seed: int = 0) -> TinyModel:
-    """The same kind of model as a GGUF file (float32 tensors, gpt2-style tokenizer metadata)."""
+def add_matrix(writer, name: str, matrix: np.ndarray, qtype=None) -> None:
+    """Add a float matrix to a GGUF writer, quantised to `qtype` by gguf's own quantiser."""
+    from gguf import GGMLQuantizationType, quants
+
+    if qtype is None or qtype == GGMLQuantizationType.F32:
+        writer.add_tensor(name, matrix.astype(np.float32))
+    else:
+        writer.add_tensor(name, quants.quantize(matrix.astype(np.float32), qtype), raw_dtype=qtype)
+
+
+def write_matrix_gguf(path: Path, inputs: np.ndarray, qtype=None, outputs: np.ndarray | None = None) -> Path:
+    """A GGUF holding only `token_embd.weight` (and `output.weight`), for reading the matrices back."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_embedding_length(inputs.shape[1])
+    add_matrix(writer, "token_embd.weight", inputs, qtype)
+    if outputs is not None:
+        add_matrix(writer, "output.weight", outputs, qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def write_gguf(path: Path, seed: int = 0, qtype=None) -> TinyModel:
+    """The same kind of model as a GGUF file (float32 tensors, gpt2-style tokenizer metadata); the
+    token embedding quantised to `qtype` when given (`embeddings` stays the float reference)."""
     import json
 
     import gguf
@@ -138,9 +166,31 @@ def write_gguf(path: Path, seed: int = 0) -> TinyModel:
         for hf, gg in per_layer.items():
             names[f"model.layers.{i}.{hf}.weight"] = f"blk.{i}.{gg}.weight"
     for hf, gg in names.items():
-        writer.add_tensor(gg, state[hf])
+        add_matrix(writer, gg, state[hf], qtype if gg == "token_embd.weight" else None)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return TinyModel(path, len(tokens), state["model.embed_tokens.weight"], None, PLANTED)
+
+
+def write_sharded_folder(folder: Path, dtype: torch.dtype = torch.bfloat16, seed: int = 2) -> TinyModel:
+    """An untied model in three safetensors shards with an index: the input embedding alone in one,
+    the output matrix in another, every other tensor in a third (which tests may corrupt).
+    `embeddings`/`unembedding` hold the stored values, exactly, in float32."""
+    from safetensors.torch import save_file
+
+    tiny = write_hf_folder(folder, tied=False, seed=seed)
+    (folder / "model.safetensors").unlink()
+    model = _llama(tiny.vocab_size, False, seed, untrained_ids(train_tokenizer()))
+    state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
+    shards = {"model.embed_tokens.weight": "model-00001-of-00003.safetensors",
+              "lm_head.weight": "model-00002-of-00003.safetensors"}
+    weight_map = {name: shards.get(name, "model-00003-of-00003.safetensors") for name in state}
+    for shard in sorted(set(weight_map.values())):
+        save_file({k: v for k, v in state.items() if weight_map[k] == shard}, str(folder / shard),
+                  metadata={"format": "pt"})
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+    return TinyModel(folder, tiny.vocab_size, state["model.embed_tokens.weight"].float().numpy(),
+                     state["lm_head.weight"].float().numpy(), PLANTED)

@@ -46,3 +46,7 @@ def one_line(text: str) -> str:
     """A message as one plain line: terminal colour codes removed, line breaks folded."""
     plain = re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]", "", str(text))
     return " ".join(plain.split())
+
+
+class UnsupportedQuantizationError(ModelLoadError):
+    """A GGUF tensor GlitchView needs is stored in a quantisation type it cannot dequantise."""

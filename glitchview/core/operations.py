@@ -97,7 +97,7 @@ def probe_of(snapshot: Snapshot, progress: ProgressFn = no_progress,
     if snapshot.probe is not None:
         return model, snapshot.probe
     progress(0.6, "Building the network for generation")
-    return model, load_probe_model(model)
+    return model, load_probe_model(model, progress=sub_progress(progress, 0.6, 1.0), cancel=cancel)
 
 
 # --- recomputing parts of the analysis ---------------------------------------------------------------

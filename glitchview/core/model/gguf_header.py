@@ -50,6 +50,7 @@ class GGUFHeader:
     metadata: dict[str, object]  # scalars and short strings; arrays as their length
     tensors: list[TensorInfo] = field(default_factory=list)
     metadata_items: int = 0  # array elements in the metadata (what a converter builds objects for)
+    data_start: int = 0  # where the tensor data begins (tensor offsets count from here)
 
     @property
     def architecture(self) -> str:
@@ -190,7 +191,7 @@ def _check_data(header: GGUFHeader, cur: _Cursor) -> None:
     alignment = header.metadata.get("general.alignment", 32)
     if not isinstance(alignment, int) or isinstance(alignment, bool) or not 1 <= alignment <= 2**20:
         raise _Damaged(f"general.alignment is {alignment!r}")
-    start = -(-cur.pos // alignment) * alignment
+    start = header.data_start = -(-cur.pos // alignment) * alignment
     data_bytes = len(cur.data) - start
     for t in header.tensors:
         if t.offset % alignment or t.offset + t.n_bytes > data_bytes:

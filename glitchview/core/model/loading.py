@@ -2,9 +2,9 @@
 
 Hugging Face folders are read directly: `config.json` as plain JSON, the embedding tensors
 lazily from safetensors (or pickle-free `torch.load(weights_only=True)`), the tokenizer from
-`tokenizer.json`. No code from the model folder ever runs. A GGUF file is converted once by
-transformers (slow: it dequantises every tensor) into a cache folder of safetensors + config +
-tokenizer, keyed by the file's fingerprint, so the next open is the fast folder path."""
+`tokenizer.json`. No code from the model folder ever runs. A GGUF file is read directly (see
+`gguf_direct`: only its embedding matrices, its tokenizer cached by fingerprint); transformers'
+whole-model conversion into a cache folder is done only when the network is built (`_cached_folder`)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ import numpy as np
 from ..child import run_in_child
 from ..errors import ModelLoadError, NoEmbeddingError, one_line
 from ..progress import CancelToken, ProgressFn, no_progress
+from .gguf_direct import open_gguf
 from .gguf_header import GGUFHeader, read_gguf_header
 from .memory import check_fits
+from .shards import indexed_tensors, read_float32, stored_bytes
 from .sources import ModelSource, cache_root, fingerprint, regular_file
 
 CACHE_FORMAT = 3  # 2: config.json records the architecture; 3: and no GGUF quantization_config
@@ -156,36 +158,18 @@ _STORED_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I8": 1, "U8": 1}
 
 
 def _tensor_bytes(path: Path, name: str) -> int:
-    """Bytes a tensor takes once read and converted to float32 (plus its stored copy), from the
-    safetensors header or the memory-mapped torch file: nothing of the tensor is read."""
+    """Bytes a tensor takes once read as float32 (plus what is read alongside), from the safetensors
+    header or the memory-mapped torch file: nothing of the tensor is read."""
     if path.suffix != ".safetensors":
         tensor = _load_pickle_free(path)[name]
         return tensor.numel() * (4 + tensor.element_size())
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            piece = f.get_slice(name)
-            count = int(np.prod(piece.get_shape(), dtype=object))
-            stored = _STORED_BYTES.get(piece.get_dtype(), 4)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read the header of {path.name}: {_first_line(exc)}") from None
-    return count * (4 + stored)
+    return stored_bytes(path, name)
 
 
 def _read_tensor(path: Path, name: str) -> np.ndarray:
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                tensor = f.get_tensor(name)
-        except Exception as exc:
-            raise ModelLoadError(f"cannot read tensor {name} from {path.name} "
-                                 f"(truncated or corrupt file?): {_first_line(exc)}") from None
-    else:
-        tensor = _load_pickle_free(path)[name]
-    return tensor.float().numpy()
+        return read_float32(path, name)
+    return _load_pickle_free(path)[name].float().numpy()
 
 
 def _pick(names: dict[str, Path], pattern: re.Pattern[str]) -> tuple[str, Path] | None:
@@ -195,8 +179,8 @@ def _pick(names: dict[str, Path], pattern: re.Pattern[str]) -> tuple[str, Path] 
 
 def read_embeddings(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read the input embedding matrix and, when untied, the output matrix, each whole."""
-    names: dict[str, Path] = {}
-    for path in _weight_files(folder):
+    names = indexed_tensors(folder)  # a sharded model: its index names every tensor, no shard opened
+    for path in [] if names else _weight_files(folder):
         for name in _tensor_names(path):
             names.setdefault(name, path)
     found_in = _pick(names, _INPUT_NAMES)
@@ -362,11 +346,11 @@ def load_model(source: ModelSource, progress: ProgressFn = no_progress,
     notes: list[str] = []
     if source.is_gguf:
         _check_gguf_header(source.path)
-        folder, cached = _cached_folder(source, fp, progress, cancel)
-        notes.append("dequantised weights read from the cache" if cached
-                     else f"GGUF converted once; cached in {folder}")
+        folder, cached, matrices = open_gguf(source, fp, progress, cancel)
+        notes.append("GGUF tokenizer read from the cache" if cached
+                     else f"GGUF tokenizer built once; cached in {folder}")
     else:
-        folder = source.path
+        folder, matrices = source.path, None
     cancel.check()
     config = _read_config(folder)
     if config.get("auto_map") or config.get("trust_remote_code"):
@@ -375,7 +359,7 @@ def load_model(source: ModelSource, progress: ProgressFn = no_progress,
     _check_tokenizer_files(folder)
     cancel.check()
     progress(0.9, "reading the embedding matrices")
-    inputs, outputs = read_embeddings(folder)
+    inputs, outputs = matrices or read_embeddings(folder)
     broken = int(nonfinite_rows(inputs, outputs).sum())
     if broken == inputs.shape[0]:
         raise ModelLoadError(f"every row of the embedding matrix of {source.display_name} is NaN or infinite")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GlitchViewError
+from ..model.gguf_direct import ensure_network_weights
 from ..model.loading import LoadedModel
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .templates import default_templates, encode_template, fill, repetition_text
@@ -84,7 +85,8 @@ _BUILD_LOCK = threading.Lock()
 _BUILT: dict[tuple[str, str], ProbeModel] = {}
 
 
-def load_probe_model(loaded: LoadedModel, precision: str = "auto") -> ProbeModel:
+def load_probe_model(loaded: LoadedModel, precision: str = "auto", progress: ProgressFn = no_progress,
+                     cancel: CancelToken | None = None) -> ProbeModel:
     """Build the network of a loaded model for probing (never running code from its folder).
 
     One build at a time in the process: transformers switches process-wide torch state (default
@@ -94,11 +96,12 @@ def load_probe_model(loaded: LoadedModel, precision: str = "auto") -> ProbeModel
         key = (loaded.fingerprint, precision)
         if key not in _BUILT:
             _BUILT.clear()  # keep one network in memory
-            _BUILT[key] = _build_probe_model(loaded, precision)
+            _BUILT[key] = _build_probe_model(loaded, precision, progress, cancel)
         return _BUILT[key]
 
 
-def _build_probe_model(loaded: LoadedModel, precision: str) -> ProbeModel:
+def _build_probe_model(loaded: LoadedModel, precision: str, progress: ProgressFn,
+                       cancel: CancelToken | None) -> ProbeModel:
     if not loaded.generative:
         raise NotGenerativeError(
             f"{loaded.source.display_name} is an encoder ({loaded.architecture}) without a language-model "
@@ -108,9 +111,11 @@ def _build_probe_model(loaded: LoadedModel, precision: str) -> ProbeModel:
 
     use_bf16 = precision == "bfloat16" or (precision == "auto" and bf16_is_fast())
     dtype = torch.bfloat16 if use_bf16 else torch.float32
+    # a GGUF opened for analysis has only its tokenizer cached: the whole network is converted now, once
+    folder = ensure_network_weights(loaded.source, loaded.fingerprint, loaded.folder, progress, cancel)
     default_dtype = torch.get_default_dtype()
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(loaded.folder), trust_remote_code=False,
+        model = AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=False,
                                                      local_files_only=True, dtype=dtype)
     except Exception as exc:
         raise GlitchViewError(f"cannot build {loaded.source.display_name} for generation: {exc}") from exc
