@@ -126,9 +126,14 @@ def test_big_metadata_arrays_are_skipped_counted_and_cancellable(tmp_path: Path,
     cancel.cancel()
     with pytest.raises(Cancelled):
         read_gguf_header(path, cancel)
-    monkeypatch.setenv("GLITCHVIEW_MEMORY_LIMIT_MB", "512")  # the converter would build ~1 kB per element
-    with pytest.raises(ModelLoadError, match="dequantising wide.gguf needs about"):
+    with pytest.raises(ModelLoadError, match="holds no token_embd.weight"):  # an analysis reads no more
         open_model(str(path))
+    monkeypatch.setenv("GLITCHVIEW_MEMORY_LIMIT_MB", "512")  # the converter would build ~1 kB per element
+    from glitchview.core.model.loading import _cached_folder
+    from glitchview.core.model.sources import resolve
+
+    with pytest.raises(ModelLoadError, match="dequantising wide.gguf needs about"):  # building the network
+        _cached_folder(resolve(str(path)), "wide", lambda *_: None, CancelToken())
 
 
 def test_the_real_gguf_header_reads(tiny_gguf: TinyModel) -> None:
@@ -302,7 +307,8 @@ def test_a_full_cache_disk_is_refused_before_converting(tmp_path: Path) -> None:
 
 
 def test_a_failed_cache_write_is_one_clear_line(tiny_gguf: TinyModel, tmp_path: Path) -> None:
-    """A real write failure in the conversion child: files are capped at 64 kB (RLIMIT_FSIZE; Python
+    """A real write failure in the conversion child (verify builds the network: the whole-model
+    conversion): files are capped at 64 kB (RLIMIT_FSIZE; Python
     ignores SIGXFSZ, so the write fails with EFBIG as it would with ENOSPC on a full disk)."""
     import resource
     import subprocess
@@ -314,7 +320,7 @@ def test_a_failed_cache_write_is_one_clear_line(tiny_gguf: TinyModel, tmp_path: 
     root = str(Path(__file__).resolve().parents[1])  # this checkout's glitchview, whatever is installed
     env = {**os.environ, "GLITCHVIEW_CACHE_DIR": str(tmp_path / "cache"), "PYTHONDONTWRITEBYTECODE": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-m", "glitchview", "scan", str(tiny_gguf.path), "-k", "3"], env=env,
+    result = subprocess.run([sys.executable, "-m", "glitchview", "verify", str(tiny_gguf.path), "--ids", "1"], env=env,
                             preexec_fn=small_files, capture_output=True, text=True, timeout=300, check=False)
     errors = [line for line in result.stderr.splitlines() if line.startswith("glitchview:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr
