@@ -4,7 +4,12 @@ Hugging Face folders are read directly: `config.json` as plain JSON, the embeddi
 lazily from safetensors (or pickle-free `torch.load(weights_only=True)`), the tokenizer from
 `tokenizer.json`. No code from the model folder ever runs. A GGUF file is read directly (see
 `gguf_direct`: only its embedding matrices, its tokenizer cached by fingerprint); transformers'
-whole-model conversion into a cache folder is done only when the network is built (`_cached_folder`)."""
+whole-model conversion into a cache folder is done only when the network is built (`_cached_folder`).
+
+Why over 350 lines: this is the one place every model form meets the checks a hostile file needs
+(non-regular files, pickles, memory and disk caps, damaged configs, NaN rows); the readers
+themselves live beside it (`gguf_header`, `gguf_direct`, `shards`). Splitting the checks from the
+seams they guard would scatter them."""
 
 from __future__ import annotations
 
