@@ -98,5 +98,17 @@ def export_report(window: MainWindow, folder: str | None = None) -> None:
         folder = QFileDialog.getExistingDirectory(window, "Folder for the report")
         if not folder:
             return
+    load_plotting()
     window.run("report", research.export_report, Path(folder),
                then=lambda r: window.job_status.ended(f"Report written to {r.path}"))
+
+
+def load_plotting() -> None:
+    """Import matplotlib's figure and Agg canvas on the GUI thread, once, before a report job uses
+    them: imported for the first time on a worker while Qt's event loop runs, the import stalled
+    for good in the test suite (the worker waiting on the GIL in matplotlib's docstring setup)."""
+    try:
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        pass  # the report job says how to install it
