@@ -60,7 +60,7 @@ def main() -> None:
     window.resize(1600, 1000)
     window.show()
     idle = probe(3.0)
-    window.open_model(model_name)
+    window.open_model(model_name, fresh=True)  # the full analysis, not the cached one
     busy = probe(None, until=lambda: window.session is not None and not window.jobs.busy)
     n = len(window.session)
     print(f"\n## Window benchmark: {model_name}, {n:,} points, 1600 x 1000 offscreen\n")
