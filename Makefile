@@ -36,6 +36,7 @@ bench: $(VENV)/.gemma3
 	$(BIN)/python bench/bench_pipeline.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_gui.py
 	$(BIN)/python bench/bench_probing.py --models smollm2,gemma3
+	$(BIN)/python bench/bench_first_map.py smollm2 gemma3
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/make_screenshots.py
