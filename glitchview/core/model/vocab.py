@@ -71,8 +71,8 @@ class TokenTable:
         return [name for name in FLAGS if self.flags[name][row]]
 
 
-def _byte_level_decoder() -> dict[str, int]:
-    """GPT-2's byte-to-unicode table, inverted: the printable stand-in character of each byte."""
+def byte_level_chars() -> dict[int, str]:
+    """GPT-2's byte-to-unicode table: the printable stand-in character of each byte."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     chars = printable[:]
     extra = 0
@@ -81,7 +81,12 @@ def _byte_level_decoder() -> dict[str, int]:
             printable.append(byte)
             chars.append(256 + extra)
             extra += 1
-    return {chr(c): b for b, c in zip(printable, chars)}
+    return {b: chr(c) for b, c in zip(printable, chars)}
+
+
+def _byte_level_decoder() -> dict[str, int]:
+    """The byte each stand-in character of `byte_level_chars` spells."""
+    return {c: b for b, c in byte_level_chars().items()}
 
 
 def _piece_bytes(pieces: list[str], special: np.ndarray, tokenizer_kind: str, byte_level: bool,

@@ -32,23 +32,13 @@ from typing import Any
 import numpy as np
 import regex
 
+from ..model.vocab import byte_level_chars
+
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 CACHE_WORDS = 1 << 20  # distinct words remembered per process
 
 
-def _byte_level_table() -> dict[int, str]:
-    """GPT-2's printable stand-in for every byte, as a str.translate table over latin-1 text."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, extra = printable[:], 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {b: chr(c) for b, c in zip(printable, chars)}
-
-
-_BYTE_LEVEL = str.maketrans(_byte_level_table())
+_BYTE_LEVEL = str.maketrans(byte_level_chars())  # bytes read as latin-1 -> GPT-2's stand-ins
 
 
 def _pattern(pre: dict[str, Any] | None) -> str | None:
