@@ -73,6 +73,16 @@ class LoadedModel:
         """The output (unembedding) matrix; the input matrix when the two are tied."""
         return self.input_embeddings if self.output_embeddings is None else self.output_embeddings
 
+    @cached_property
+    def nonfinite(self) -> np.ndarray:
+        """Rows holding NaN or infinity in either matrix (one pass over the matrices, kept)."""
+        return nonfinite_rows(self.input_embeddings, self.output_embeddings)
+
+    @cached_property
+    def finite(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The matrices as the scores read them (see `finite_matrices`), computed once per model."""
+        return _repaired_matrices(self)
+
     @property
     def architecture(self) -> str:
         archs = self.config.get("architectures") or [self.config.get("model_type", "unknown")]
@@ -365,14 +375,15 @@ def load_model(source: ModelSource, progress: ProgressFn = no_progress,
     cancel.check()
     progress(0.9, "reading the embedding matrices")
     inputs, outputs = matrices or read_embeddings(folder)
-    broken = int(nonfinite_rows(inputs, outputs).sum())
+    model = LoadedModel(source, fp, folder, np.ascontiguousarray(inputs),
+                        None if outputs is None else np.ascontiguousarray(outputs), config, notes)
+    broken = int(model.nonfinite.sum())
     if broken == inputs.shape[0]:
         raise ModelLoadError(f"every row of the embedding matrix of {source.display_name} is NaN or infinite")
     if broken:
         notes.append(f"{broken} embedding rows hold NaN or infinite values: flagged 'nonfinite' and ranked first")
     progress(1.0, f"loaded {inputs.shape[0]} x {inputs.shape[1]} embeddings")
-    return LoadedModel(source, fp, folder, np.ascontiguousarray(inputs),
-                       None if outputs is None else np.ascontiguousarray(outputs), config, notes)
+    return model
 
 
 def nonfinite_rows(inputs: np.ndarray, outputs: np.ndarray | None = None) -> np.ndarray:
@@ -387,8 +398,13 @@ def nonfinite_rows(inputs: np.ndarray, outputs: np.ndarray | None = None) -> np.
 def finite_matrices(model: LoadedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(input matrix, unembedding, nonfinite mask) for scoring: broken rows are replaced, in copies, by
     the mean of the finite rows, a neutral point that moves no cluster and no reference mean much;
-    their scores are then set to the suspicious end (see `rank_broken_first`)."""
-    broken = nonfinite_rows(model.input_embeddings, model.output_embeddings)
+    their scores are then set to the suspicious end (see `rank_broken_first`). Computed once per model:
+    the early map, the analysis and later projections all read the same matrices."""
+    return model.finite
+
+
+def _repaired_matrices(model: LoadedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    broken = model.nonfinite
     if not broken.any():
         return model.input_embeddings, model.unembedding, broken
 
