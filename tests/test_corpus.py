@@ -125,6 +125,18 @@ def test_bad_corpus_paths_give_one_clear_error(tiny_hf: TinyModel, tmp_path: Pat
         count_corpus(tokenizer_path(tiny_hf), tiny_hf.vocab_size, [path], workers=1)
 
 
+def test_a_worker_that_cannot_start_fails_the_count_instead_of_hanging(tiny_hf: TinyModel, licences: list[Path],
+                                                                     tmp_path: Path) -> None:
+    """A tokenizer file that the workers cannot load: one clear error, no pool restarting workers for ever."""
+    broken = tmp_path / "tokenizer.json"
+    broken.write_text('{"model": "not a tokenizer"}', encoding="utf-8")
+    start = time.perf_counter()
+    with pytest.raises(CorpusError, match="a counting process died"):
+        count_corpus(broken, tiny_hf.vocab_size, licences, workers=2, unit_bytes=2048)
+    assert time.perf_counter() - start < 60
+    assert not multiprocessing.active_children()
+
+
 def test_cancel_stops_the_workers(tiny_hf: TinyModel, licences: list[Path], tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("\n".join(p.read_text(encoding="utf-8", errors="replace") for p in licences) * 200)

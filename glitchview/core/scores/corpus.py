@@ -6,13 +6,16 @@ corpus the user cares about answers "does this token ever show up in my data?" b
 The corpus (see `corpus_sources` for the kinds of files and how they are cut) is counted unit by unit
 by a pool of child processes, one per core: word by word where `word_counts` can do it exactly, else
 with `tokenizers`' `encode_batch`. Each unit's counts come back to the parent, which sums them, reports
-progress with an ETA, and terminates the pool on cancel."""
+progress with an ETA, and terminates the workers on cancel. A worker that dies breaks the pool with
+a one-line error instead of being restarted for ever (as `multiprocessing.Pool` does)."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,6 +129,26 @@ def _eta(done: int, total: int, elapsed: float) -> str:
     return f"{done / 1e6:.1f} of {total / 1e6:.1f} MB, {rate / 1e6:.1f} MB/s, ETA {max(total - done, 0) / rate:.0f} s"
 
 
+def _unit_result(future: Future) -> UnitCount:
+    """A unit's counts, or a one-line error when its worker died (killed, out of memory, or its
+    tokenizer failed to load: the pool is then broken rather than restarting workers for ever)."""
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise CorpusError(f"a counting process died ({exc}); the corpus was not counted") from exc
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End the pool at once: queued units are dropped and running workers terminated (Python 3.11 has no
+    public call for the latter; `terminate_workers` arrives in 3.14)."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
+    for process in workers:
+        process.join(timeout=5)
+
+
 def count_corpus(tokenizer_path: Path, n_rows: int, paths: list[Path], column: str = TEXT_FIELD,
                  workers: int | None = None, progress: ProgressFn = no_progress,
                  cancel: CancelToken | None = None, unit_bytes: int = UNIT_BYTES, by_words: bool = True) -> CorpusCounts:
@@ -143,29 +166,27 @@ def count_corpus(tokenizer_path: Path, n_rows: int, paths: list[Path], column: s
     methods: set[str] = set()
     start = time.perf_counter()
     progress(0.0, f"Counting tokens: starting {workers} processes")
-    with _main_script_hidden():
-        pool = mp.get_context("spawn").Pool(workers, _init_worker, (str(tokenizer_path), n_rows, column, by_words))
+    pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _init_worker,
+                               (str(tokenizer_path), n_rows, column, by_words))
     try:
-        results = pool.imap_unordered(count_unit, units)
-        for _ in units:
-            while True:
-                if cancel.cancelled:
-                    raise Cancelled("cancelled by the user")
-                try:
-                    part: UnitCount = results.next(timeout=0.1)
-                    break
-                except mp.TimeoutError:
-                    continue
-            counts[part.ids] += part.counts
-            beyond, n_bytes, documents = beyond + part.beyond, n_bytes + part.n_bytes, documents + part.documents
-            methods.add(part.method)
-            done_size += part.size
-            progress(done_size / planned,
-                     f"Counting tokens: {_eta(done_size, planned, time.perf_counter() - start)}")
-        pool.close()
+        with _main_script_hidden():  # the workers start on submission
+            pending = {pool.submit(count_unit, unit) for unit in units}
+        while pending:
+            if cancel.cancelled:
+                raise Cancelled("cancelled by the user")
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            for future in done:
+                part: UnitCount = _unit_result(future)
+                counts[part.ids] += part.counts
+                beyond, n_bytes = beyond + part.beyond, n_bytes + part.n_bytes
+                documents += part.documents
+                methods.add(part.method)
+                done_size += part.size
+            if done:
+                progress(done_size / planned,
+                         f"Counting tokens: {_eta(done_size, planned, time.perf_counter() - start)}")
     finally:
-        pool.terminate()
-        pool.join()
+        _stop(pool)
     seconds = round(time.perf_counter() - start, 3)
     if beyond:
         skipped.append(f"{beyond} tokens with ids beyond the {n_rows} embedding rows were not counted")
