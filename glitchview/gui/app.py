@@ -9,7 +9,7 @@ import os
 import sys
 from importlib import resources
 
-from PySide6.QtCore import QCoreApplication, Qt, QThreadPool
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_application()
     from .main_window import MainWindow
+    from .workers import live_threads
 
     window = MainWindow()
     window.show()
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         window.open_model(args.target, fresh=args.fresh)
     window.offer_restore()
     code = app.exec()
-    if QThreadPool.globalInstance().activeThreadCount():
+    if live_threads():
         # a native step (a forward pass, a BLAS call) that cannot be interrupted is still running:
         # end its child processes and the process now rather than make the user wait for it
         for child in multiprocessing.active_children():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QThreadPool
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QSplitter
 
@@ -31,7 +31,7 @@ from .panels import SettingsPanel, TokenDetail
 from .prompt_panel import PromptPanel
 from .quality_panel import QualityPanel
 from .token_table import TokenTable
-from .workers import JobRunner
+from .workers import JobRunner, wait_for_threads
 
 Operation = Callable[..., Any]  # operation(snapshot, *args, progress, cancel) -> Result
 QUIT_WAIT_MS = 600  # how long closing waits for cancelled jobs to return
@@ -109,7 +109,6 @@ class MainWindow(QMainWindow):
         self.hub.selectionChanged.connect(self._on_selection)
         self.hub.tokenChanged.connect(self._look_up_neighbours)
         self.detail.tokenPicked.connect(lambda token: self.session.select_ids([token]))
-        self.map_area.early_map.connect(self._on_early_map)
         self.map_area.colouringRequested.connect(self._compute_colouring)
         self.map_area.projectionRequested.connect(self._compute_projection)
         self.table.tokensActivated.connect(self._on_rows_activated)
@@ -125,10 +124,11 @@ class MainWindow(QMainWindow):
         shown as soon as the matrix is read when nothing is shown yet."""
         self.status.setText(f"Opening {escape_text(name)}…")
         self._opening += 1
-        ticket, early, reuse = self._opening, self.map_area.early_map, settings is None and not fresh
+        ticket, post, reuse = self._opening, self.jobs.post, settings is None and not fresh
 
         def job(progress: ProgressFn, cancel: CancelToken) -> operations.Opened:
-            return operations.open_model(name, settings, progress, cancel, lambda coords: early.emit(ticket, coords),
+            return operations.open_model(name, settings, progress, cancel,
+                                         lambda coords: post(self._on_early_map, ticket, coords),
                                          reuse, remember=settings is None)
 
         self.jobs.start("open model", job, self._opened)
@@ -279,6 +279,6 @@ class MainWindow(QMainWindow):
         that cannot be interrupted is left to `app.main`, which ends the process."""
         self.jobs.cancel()
         self.autosaver.discard()
-        QThreadPool.globalInstance().waitForDone(QUIT_WAIT_MS)
+        wait_for_threads(QUIT_WAIT_MS / 1000)
         QSettings().setValue("windowState", self.saveState())
         super().closeEvent(event)

@@ -49,7 +49,6 @@ def modifier_mode(modifiers: Qt.KeyboardModifier) -> Mode:
 class MapArea(QWidget):
     colouringRequested = Signal(str)
     projectionRequested = Signal(str)
-    early_map = Signal(int, object)  # emitted from a worker: opening ticket, PCA coordinates
 
     def __init__(self, hub: SessionHub, jobs: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -67,8 +67,8 @@ def _probability_colour(p: float) -> str:
 
 
 class _Stream(QObject):
-    """Tokens streamed from the worker; each carries its request number, so a late token of an
-    older run is never written under a newer one."""
+    """Tokens streamed from the worker (posted to the GUI thread, emitted there); each carries its
+    request number, so a late token of an older run is never written under a newer one."""
 
     token = Signal(int, int, str, float)  # request, run (0 token, 1 control), text, probability
     started = Signal(int, int, int)  # request, run, token id
@@ -277,12 +277,13 @@ class PromptPanel(QWidget):
             self.status.setText("Select a token first.")
             return
         snapshot, text, settings, stream = s.snapshot("prompt"), self.editor.toPlainText(), self.settings(), self.stream
-        request = self.request = snapshot.stamp.request
+        request, post = snapshot.stamp.request, self.jobs.post
+        self.request = request
         for box in self.outputs:
             box.clear()
         self.jobs.start("prompt", lambda p, c: operations.run_prompt(
-            snapshot, text, settings, lambda run, tid: stream.started.emit(request, run, tid),
-            lambda run, piece, prob: stream.token.emit(request, run, piece, prob), p, c), self._on_ran, "prompt")
+            snapshot, text, settings, lambda run, tid: post(stream.started.emit, request, run, tid),
+            lambda run, piece, prob: post(stream.token.emit, request, run, piece, prob), p, c), self._on_ran, "prompt")
 
     def verify(self, ids, choice: str) -> None:
         """Verify the tokens `ids` with one of VERIFY_CHOICES."""

@@ -1,19 +1,28 @@
-"""The window's one job runner: core functions on a thread pool, progress, results and errors
-relayed as queued signals, each result handed to the callback its job was started with.
+"""The window's one job runner: core functions on worker threads, progress, results and errors
+handed back to the GUI thread, each result to the callback its job was started with.
 
 A job is a plain function `job(progress, cancel) -> result` that never touches Qt. Jobs run in
 lanes: the analysis (open, re-cluster, maps, colourings, saves, exports), the prompt editor
 (runs and verification), the autosave, the current token's neighbours and text searches (table
 filter, find), so that prompting never cancels an analysis. Starting a
-job cancels the one running in its lane, and an event of a superseded job is dropped."""
+job cancels the one running in its lane, and an event of a superseded job is dropped.
+
+Worker threads make no Qt call at all: they put events on a plain queue that a timer drains on the
+GUI thread. A queued signal emitted from a worker takes Qt's signal-slot lock and then needs the GIL,
+while the GUI thread, holding the GIL inside a PySide call, may wait for that lock (destroying a
+window, disconnecting): a deadlock that froze the test suite for good. Workers are daemon threads, so
+a native step that cannot be interrupted never keeps the process from ending."""
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core.errors import Cancelled, GlitchViewError
 from ..core.logs import LOGGER
@@ -21,35 +30,39 @@ from ..core.progress import CancelToken, ProgressFn
 
 Job = Callable[[ProgressFn, CancelToken], Any]
 LANES = ("analysis", "prompt", "autosave", "neighbours", "search")
+DRAIN_MS = 15  # how often the GUI thread collects what the workers posted
+_threads: set[threading.Thread] = set()  # every job thread still running, of every window
 
 
-class _Relay(QObject):
-    progress = Signal(int, float, str)
-    finished = Signal(int, object)
-    failed = Signal(int, str, str)
-    cancelled = Signal(int)
+def live_threads() -> list[threading.Thread]:
+    """The job threads still running (a cancelled job may still be inside a native step)."""
+    return [t for t in list(_threads) if t.is_alive()]
 
 
-class _Task(QRunnable):
-    def __init__(self, job_id: int, job: Job, cancel: CancelToken, relay: _Relay) -> None:
-        super().__init__()
-        self.job_id, self.job, self.cancel, self.relay = job_id, job, cancel, relay
-        self.setAutoDelete(True)
+def wait_for_threads(seconds: float) -> bool:
+    """Wait up to `seconds` for every job thread to end; True when none is left."""
+    deadline = time.monotonic() + seconds
+    for thread in live_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not live_threads()
 
-    def run(self) -> None:
-        def progress(fraction: float, message: str) -> None:
-            self.relay.progress.emit(self.job_id, float(fraction), message)
 
-        try:
-            result = self.job(progress, self.cancel)
-        except Cancelled:
-            self.relay.cancelled.emit(self.job_id)
-        except GlitchViewError as exc:
-            self.relay.failed.emit(self.job_id, str(exc), "")
-        except Exception as exc:  # a bug or an unexpected library error: report it, never crash
-            self.relay.failed.emit(self.job_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        else:
-            self.relay.finished.emit(self.job_id, result)
+def _run_job(job_id: int, job: Job, cancel: CancelToken, post: Callable[..., None], runner: JobRunner) -> None:
+    def progress(fraction: float, message: str) -> None:
+        post(runner._on_progress, job_id, float(fraction), message)
+
+    try:
+        result = job(progress, cancel)
+    except Cancelled:
+        post(runner._on_cancelled, job_id)
+    except GlitchViewError as exc:
+        post(runner._on_failed, job_id, str(exc), "")
+    except Exception as exc:  # a bug or an unexpected library error: report it, never crash
+        post(runner._on_failed, job_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    else:
+        post(runner._on_finished, job_id, result)
+    finally:
+        _threads.discard(threading.current_thread())
 
 
 @dataclass
@@ -70,11 +83,10 @@ class JobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._relay = _Relay()
-        self._relay.progress.connect(self._on_progress)
-        self._relay.finished.connect(self._on_finished)
-        self._relay.failed.connect(self._on_failed)
-        self._relay.cancelled.connect(self._on_cancelled)
+        self._inbox: queue.SimpleQueue[tuple[Callable[..., None], tuple]] = queue.SimpleQueue()
+        self._timer = QTimer(self)
+        self._timer.setInterval(DRAIN_MS)
+        self._timer.timeout.connect(self._drain)
         self._next_id = 0
         self._running: dict[str, _Running] = {}  # lane -> its current job
 
@@ -94,8 +106,29 @@ class JobRunner(QObject):
         self._running[lane] = _Running(self._next_id, name, lane, CancelToken(), on_done)
         if not was_busy:
             self.busyChanged.emit(lane, True)
-        QThreadPool.globalInstance().start(_Task(self._next_id, job, self._running[lane].cancel, self._relay))
+        thread = threading.Thread(target=_run_job, name=f"glitchview {name}", daemon=True,
+                                  args=(self._next_id, job, self._running[lane].cancel, self.post, self))
+        _threads.add(thread)
+        thread.start()
+        self._timer.start()
         return self._next_id
+
+    def post(self, callback: Callable[..., None], *args: Any) -> None:
+        """Call `callback(*args)` on the GUI thread soon; safe from any thread (no Qt call here)."""
+        self._inbox.put((callback, args))
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                callback, args = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                callback(*args)
+            except Exception:  # a view that failed to show an event must not stop the others
+                LOGGER.exception("event of a job could not be shown")
+        if not self._running:
+            self._timer.stop()
 
     def cancel(self, lane: str | None = None) -> None:
         """Cancel the job of one lane, or of every lane."""
