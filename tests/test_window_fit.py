@@ -106,9 +106,9 @@ def test_the_map_appears_before_the_scores(qtbot, window: MainWindow, tiny_hf: T
     """First map in seconds: every token on the PCA map as soon as the matrix is read, then the
     analysis replaces it."""
     early: list[int] = []
-    window.map_area.early_map.connect(lambda ticket, coords: early.append(window.map.points.count))
+    window.map_area.earlyMapShown.connect(lambda: early.append(window.map.points.count))
     order: list[str] = []
-    window.map_area.early_map.connect(lambda *_: order.append("early map"))
+    window.map_area.earlyMapShown.connect(lambda: order.append("early map"))
     window.hub.analysisChanged.connect(lambda: order.append("analysis"))
     open_and_wait(qtbot, window, str(tiny_hf.path))
     assert order == ["early map", "analysis"]

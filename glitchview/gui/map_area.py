@@ -49,6 +49,7 @@ def modifier_mode(modifiers: Qt.KeyboardModifier) -> Mode:
 class MapArea(QWidget):
     colouringRequested = Signal(str)
     projectionRequested = Signal(str)
+    earlyMapShown = Signal()  # the PCA map of every token is on screen, before the scores
 
     def __init__(self, hub: SessionHub, jobs: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -173,6 +174,7 @@ class MapArea(QWidget):
         self.map.coords = coords
         self.map.points.set_groups(coords, None, np.arange(len(coords)), EARLY_COLOUR)
         self.map.fit_all()
+        self.earlyMapShown.emit()
 
     # --- the user's hands on the map ----------------------------------------------------------------
     def _on_shape(self, tool: str, points: np.ndarray, modifiers) -> None:
