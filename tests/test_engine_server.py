@@ -93,3 +93,31 @@ def test_the_prompt_editor_streams_through_the_server(served, key_in_env) -> Non
     assert "Paris" in out.text
     local = generate(load_engine(model, EngineChoice("llamacpp")), prompt, GenerationSettings(max_new_tokens=6))
     assert out.text == local.text[:len(out.text)]
+
+
+def test_cancel_stops_the_requests_in_flight(served, key_in_env) -> None:
+    import threading
+    import time
+
+    from glitchview.core.errors import Cancelled
+    from glitchview.core.progress import CancelToken
+
+    model, analysis, url = served
+    engine = load_engine(model, EngineChoice("server", server=url, api_key_env=key_in_env))
+    cancel = CancelToken()
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            verify_tokens(engine, analysis.top("unembedding_cosine", 64), "full", cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 (the outcome is the test)
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(2.0)
+    start = time.monotonic()
+    cancel.cancel()
+    worker.join(30)
+    assert not worker.is_alive() and isinstance(outcome[0], Cancelled)
+    assert time.monotonic() - start < 5.0

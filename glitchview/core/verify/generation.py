@@ -9,8 +9,8 @@ collapse; `behaviour_verdict` turns those into a verdict with its reasons."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import Cancelled
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .engines import Engine
 from .engines.torch_engine import NotGenerativeError, ProbeModel, bf16_is_fast, load_probe_model
@@ -89,16 +90,20 @@ def _reason(probs: np.ndarray, names: tuple[str, ...], verdict: Verdict, error: 
 
 
 def _probe_template(pm: Engine, template_ids: np.ndarray, ids: np.ndarray, steps: int,
-                    errors: dict[int, str], answers: list[str] | None = None) -> np.ndarray:
+                    errors: dict[int, str], answers: list[str] | None, cancel: CancelToken) -> np.ndarray:
     """Probabilities for `ids` on one template; a failing batch is retried token by token."""
     try:
-        return pm.probe(fill(template_ids, ids), ids, steps, answers)
+        return pm.probe(fill(template_ids, ids), ids, steps, answers, cancel)
+    except Cancelled:
+        raise
     except Exception:  # find the token(s) that break the forward pass
         out = np.full(len(ids), np.nan, dtype=np.float32)
         for k, token in enumerate(ids):
             try:
                 out[k] = pm.probe(fill(template_ids, ids[k:k + 1]), ids[k:k + 1], steps,
-                                      answers[k:k + 1] if answers is not None else None)[0]
+                                  answers[k:k + 1] if answers is not None else None, cancel)[0]
+            except Cancelled:
+                raise
             except Exception as exc:  # recorded as the token's finding
                 errors[int(token)] = f"{type(exc).__name__}: {exc}"
         return out
@@ -126,7 +131,7 @@ def _probe_all(pm: Engine, ids: np.ndarray, spec: ProbeMode, progress: ProgressF
             chunk = runnable[b:b + spec.batch_size]
             answers = [texts[k] for k in chunk] if templates[t].get("answer") else None
             probs[chunk, t] = _probe_template(pm, template_ids, ids[chunk], templates[t].get("steps", spec.steps),
-                                              errors, answers)
+                                              errors, answers, cancel)
             done += len(chunk)
             rate = done / len(encoded) / max(time.perf_counter() - start, 1e-9)
             progress(done / total, f"Verify ({spec.name}): {spec.templates[t]} prompt, {done // len(encoded)}"

@@ -37,9 +37,11 @@ class Engine(Protocol):
     def description(self) -> str:
         """One line for status bars and reports: engine, format, where it runs."""
 
-    def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None) -> np.ndarray:
+    def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None,
+              cancel: CancelToken | None = None) -> np.ndarray:
         """For each prompt row, the largest probability of its target over the next `steps` positions
-        (the first, then greedy continuations); with `answers`, also that of a greedy answer writing it."""
+        (the first, then greedy continuations); with `answers`, also that of a greedy answer writing it.
+        Local engines read `cancel` between batches (the caller does); a server stops its requests."""
 
     def stream(self, prompt_ids: np.ndarray, settings: GenerationSettings,
                cancel: CancelToken) -> Iterator[tuple[int, float, float]]:

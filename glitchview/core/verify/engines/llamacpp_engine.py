@@ -130,7 +130,8 @@ class LlamaCppEngine:
             self._decode(list(prefix), list(range(n)), [0] * n, [False] * (n - 1) + [True])
         self._prefix = prefix
 
-    def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None) -> np.ndarray:
+    def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None,
+              cancel: CancelToken | None = None) -> np.ndarray:
         """See `Engine.probe`: the rows in sequences 1..n, their shared prefix in sequence 0."""
         out = np.zeros(len(rows), dtype=np.float32)
         for start in range(0, len(rows), BATCH_ROWS):

@@ -30,7 +30,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +128,10 @@ class ServerClient:
             cancel.check()
         raise ServerError(f"no answer from {url} after {retries} tries ({last})")
 
+    def interrupt(self) -> None:
+        """Close the open connections: running requests end with an error at once (the client stays usable)."""
+        self._session.close()
+
     def close(self) -> None:
         """Stop queued requests and close the connections (running requests end with an error)."""
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -146,6 +150,7 @@ class ServerEngine:
         self.vocab_rows = vocab_rows
         self.dtype_name = "as served"
         self._bos = bos  # what the server puts before a text prompt by itself
+        self._specials = [i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special]
 
     @property
     def description(self) -> str:
@@ -217,20 +222,46 @@ class ServerEngine:
                     best = max(best, math.exp(max(found)))
                 elif position == 0 and top:  # outside the top: below the smallest of them
                     best = max(best, math.exp(min(top.values())))
+            if not exact and not (tops and tops[0]):  # the model ended its text at once: no position 0
+                best = max(best, self._first_position_bound(row, target, text, cancel))
             if answer is not None:
                 best = max(best, span_prob(lambda s, e: "".join(pieces[s:e]), probs, answer))
         return best
 
-    def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None) -> np.ndarray:
-        """See `Engine.probe`: one or two requests per row, `concurrency` in flight."""
-        cancel = CancelToken()
+    def _first_position_bound(self, row: list[int], target: int, text: str, cancel: CancelToken) -> float:
+        """P(target | row) or an upper bound of it, when the greedy answer ended at once: the special tokens
+        other than the target are banned (logit bias), which can only raise the target's share."""
+        banned = {str(i): -100 for i in self._specials if i != target}
+        choice = self._complete({"prompt": self._prompt(row, cancel), "max_tokens": 1, "logprobs": TOP_LOGPROBS,
+                                 "logit_bias": banned}, cancel)
+        top = ((choice.get("logprobs") or {}).get("top_logprobs") or [None])[0]
+        if not top:
+            raise ServerError("not testable on this server: the model ends its text at once (with this token or "
+                              "end-of-text) and the server reports no log-probabilities for an ended text")
+        found = [lp for piece, lp in top.items() if piece == f"token_id:{target}" or self._piece_text(piece) == text]
+        return math.exp(max(found) if found else min(top.values()))
+
+    def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None,
+              cancel: CancelToken | None = None) -> np.ndarray:
+        """See `Engine.probe`: one or two requests per row, `concurrency` in flight; `cancel` stops the
+        queued ones and closes the connections of those running."""
+        cancel = cancel or CancelToken()
+        batch = CancelToken()  # a failed row stops its batch (the caller retries it row by row)
         texts = [self.tokenizer.decode([int(t)], skip_special_tokens=False) for t in targets]
         jobs = [self.client.pool.submit(self._probe_row, rows[k].tolist(), int(targets[k]), texts[k], steps,
-                                        answers[k] if answers is not None else None, cancel) for k in range(len(rows))]
+                                        answers[k] if answers is not None else None, batch) for k in range(len(rows))]
         try:
+            pending = set(jobs)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                if cancel.cancelled:
+                    self.client.interrupt()
+                    cancel.check()
+                if any(job.exception() is not None for job in done):
+                    break
             return np.asarray([job.result() for job in jobs], dtype=np.float32)
         finally:
-            cancel.cancel()  # a failed row stops its batch (the caller retries it row by row)
+            batch.cancel()
             for job in jobs:
                 job.cancel()
 

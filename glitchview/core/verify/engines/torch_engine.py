@@ -17,7 +17,7 @@ from ...model.gguf_direct import ensure_network_weights
 from ...model.loading import LoadedModel
 from ...progress import CancelToken, ProgressFn, no_progress
 from .answers import answer_prob
-from .devices import Placement, place, this_machine
+from .devices import DeviceError, Placement, place, this_machine
 from .sampling import GenerationSettings, choose, entropy
 
 
@@ -59,7 +59,8 @@ class ProbeModel:
         cache.batch_repeat_interleave(batch)
         return cache
 
-    def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None) -> np.ndarray:
+    def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None,
+              cancel: CancelToken | None = None) -> np.ndarray:
         """Largest probability of each row's target over the next `steps` positions (greedy). With
         `answers` (each target's text), also the probability of a greedy answer that writes that text in
         any tokens (`answer_prob`). The part of the prompt before the first slot is the same for every
@@ -178,12 +179,13 @@ def _build_probe_model(loaded: LoadedModel, precision: str, device: str, progres
 
     # a GGUF opened for analysis has only its tokenizer cached: the whole network is converted now, once
     folder = ensure_network_weights(loaded.source, loaded.fingerprint, loaded.folder, progress, cancel)
-    where = placement(loaded, folder, precision, device)
-    dtype = getattr(torch, where.dtype)
     default_dtype = torch.get_default_dtype()
     try:
+        where = placement(loaded, folder, precision, device)
         model = AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=False,
-                                                     local_files_only=True, dtype=dtype)
+                                                     local_files_only=True, dtype=getattr(torch, where.dtype))
+    except DeviceError:
+        raise
     except Exception as exc:
         raise GlitchViewError(f"cannot build {loaded.source.display_name} for generation: {exc}") from exc
     finally:  # a failed load must not leave torch's default dtype changed for everything after it
