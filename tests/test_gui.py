@@ -307,3 +307,19 @@ def test_prompt_panel_streams_runs_control_and_verifies(qtbot, window: MainWindo
 def test_encoder_model_disables_prompting(qtbot, window: MainWindow) -> None:
     open_and_wait(qtbot, window, "minilm")
     assert not window.prompt.run_button.isEnabled() and "cannot generate" in window.prompt.status.text()
+
+
+def test_engine_setting_reaches_the_session(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
+    open_and_wait(qtbot, window, str(tiny_hf.path))
+    panel = window.settings_panel
+    panel.engine.setCurrentText("server")
+    assert panel.server_url.isEnabled() and not panel.device.isEnabled()
+    panel.apply_engine.click()
+    assert "needs the server's URL" in panel.engine_status.text() and window.session.engine.engine == "torch"
+    panel.server_url.setText("http://127.0.0.1:9/v1")
+    panel.api_key_env.setText("MY_KEY_VAR")
+    panel.apply_engine.click()
+    assert (window.session.engine.engine, window.session.engine.server) == ("server", "http://127.0.0.1:9/v1")
+    assert window.session.engine.api_key_env == "MY_KEY_VAR" and window.session.probe is None
+    open_and_wait(qtbot, window, str(tiny_hf.path))  # a new session keeps the window's engine
+    assert window.session.engine.engine == "server"

@@ -12,6 +12,8 @@ from ..core.analysis import DEFAULT_INDICATOR
 from ..core.errors import GlitchViewError
 from ..core.model.sources import DEFAULT_MODEL, DEMO_MODELS
 from ..core.scores.indicators import INDICATORS
+from ..core.verify.engines import ENGINES
+from ..core.verify.engines.devices import DEVICES
 from .analyse import cmd_export, cmd_gui, cmd_indicators, cmd_models, cmd_scan
 from .research import cmd_compare, cmd_corpus, cmd_report
 from .verify import cmd_hunt, cmd_verify
@@ -83,6 +85,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the model runs: torch (on --device), llama.cpp on the GGUF file, or an inference server."""
+    parser.add_argument("--engine", choices=list(ENGINES),
+                        help="torch (default), llamacpp (the GGUF file as deployed; glitchview[llamacpp]) or "
+                             "server (an OpenAI-compatible server: see --server)")
+    parser.add_argument("--device", choices=list(DEVICES), default="auto",
+                        help="torch: where the network runs (auto: a GPU when there is one and it fits, else the CPU)")
+    parser.add_argument("--server", metavar="URL",
+                        help="verify on an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama-server, "
+                             "llama-cpp-python) that serves this model")
+    parser.add_argument("--api-key-env", metavar="NAME", default="",
+                        help="the environment variable holding the server's API key (never pass the key itself)")
+    parser.add_argument("--concurrency", type=_count, default=8, help="server: requests in flight at once (default 8)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="glitchview", description="Find, map and verify glitch tokens.")
     parser.add_argument("--version", action="version", version=f"glitchview {__version__}")
@@ -127,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fast mode: skip the full test of the suspects (they stay 'suspect', unverified)")
     ver_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                        help="network precision (auto: bfloat16 where the CPU has bf16 matrix units)")
+    _engine_arguments(ver_p)
     ver_p.add_argument("--clusters", "-k", type=_clusters, default=20)
     ver_p.add_argument("--seed", type=_seed, default=0)
     ver_p.add_argument("--show", type=_amount, default=20, help="how many glitch tokens to list (default 20)")
@@ -144,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     hunt_p.add_argument("--session", type=Path,
                         help="analysis file: reused with its verdicts when it exists, then saved (hunt again to learn more)")
     hunt_p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto")
+    _engine_arguments(hunt_p)
     hunt_p.add_argument("--clusters", "-k", type=_clusters, default=20)
     hunt_p.add_argument("--seed", type=_seed, default=0)
     hunt_p.add_argument("--show", type=_amount, default=20, help="how many new glitch tokens to list")

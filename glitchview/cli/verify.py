@@ -13,6 +13,7 @@ from ..core.analysis import DEFAULT_INDICATOR, Analysis
 from ..core.errors import GlitchViewError
 from ..core.progress import sub_progress
 from ..core.scores.indicators import INDICATORS
+from ..core.verify.engines import EngineChoice
 from .output import TOKEN_WIDTH, StepBars, _cell, format_quality
 
 
@@ -38,6 +39,14 @@ def _saved_or_new_analysis(model, args: argparse.Namespace, progress) -> tuple[A
     return analysis, "analysed the model"
 
 
+def engine_choice(args: argparse.Namespace) -> EngineChoice:
+    """The engine the arguments name (`--server` alone means the server engine)."""
+    engine = args.engine or ("server" if args.server else "torch")
+    if args.server and engine != "server":
+        raise GlitchViewError(f"--server needs --engine server (not {engine})")
+    return EngineChoice(engine, args.device, args.precision, args.server or "", args.api_key_env, args.concurrency)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from ..core import operations
     from ..core.model.vocab import cached_token_table
@@ -45,7 +54,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from ..core.session import Session
     from ..core.store.analysis_file import save_analysis
     from ..core.store.export import write_csv, write_filter_list
-    from ..core.verify.probing import load_probe_model, verify_tokens
+    from ..core.verify.engines import load_engine
+    from ..core.verify.probing import verify_tokens
     from ..core.verify.quality import verification_ids
     from ..core.verify.taxonomy import TAXONOMY, classify_tokens
     from ..core.verify.verdicts import LABELS, Verdict, is_glitch, summary
@@ -53,11 +63,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     # --ids alone needs only the model; --top, --out, --filter-list and --session need an analysis,
     # taken from the --session file when it holds one of this model
     needs_analysis = not args.ids or bool(args.out or args.filter_list or args.session)
+    choice = engine_choice(args)
     bars = StepBars()
     try:
         model = open_model(args.model, sub_progress(bars, 0.0, 0.3))
-        bars(0.3, f"Load network: building {model.source.display_name} for generation")
-        probe = load_probe_model(model, args.precision)  # an encoder fails here, before any work
+        bars(0.3, f"Load network: preparing {model.source.display_name} on the {choice.label} engine")
+        probe = load_engine(model, choice)  # an encoder fails here, before any work
         analysis, origin = _saved_or_new_analysis(model, args, sub_progress(bars, 0.3, 1.0)) if needs_analysis \
             else (None, "no analysis needed")
         table = analysis.table if analysis else cached_token_table(model.folder, model.fingerprint,
@@ -71,7 +82,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             result = verify_tokens(probe, ids, args.mode, progress=bars, confirm=not args.no_confirm)
         else:  # the window's operation, on a session of this model and its analysis
             session = Session(analysis, model=model)
-            session.adopt_model(model, probe)
+            session.set_engine(choice)
+            session.adopt_model(model, probe, choice)
             verified = operations.verify(session.snapshot("verify"), ids, args.mode, bars, confirm=not args.no_confirm)
             session.apply(verified)
             result = verified.verification
@@ -79,7 +91,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         bars.close()
     out = sys.stdout
     out.write(f"\nModel {model.source.display_name}: {origin}\n")
-    out.write(f"Verified {len(ids)} tokens ({result.mode}; {probe.dtype_name}) in {result.seconds:.1f} s: "
+    out.write(f"Verified {len(ids)} tokens ({result.mode}; {probe.description}) in {result.seconds:.1f} s: "
               f"{result.tokens_per_second:.1f} tokens/s\n")
     out.write(f"Verdicts: {summary(result.verdicts)}\n")
     if args.no_confirm and (result.verdicts == Verdict.SUSPECT).any():
@@ -120,13 +132,15 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     from ..core.pipeline import open_model
     from ..core.scores.detector import fit_detector, pick_to_verify
     from ..core.store.analysis_file import save_analysis
-    from ..core.verify.probing import load_probe_model, verify_tokens
+    from ..core.verify.engines import load_engine
+    from ..core.verify.probing import verify_tokens
     from ..core.verify.verdicts import is_glitch, is_verified, summary
 
+    choice = engine_choice(args)
     bars = StepBars()
     try:
         model = open_model(args.model, sub_progress(bars, 0.0, 0.2))
-        probe = load_probe_model(model, args.precision)
+        probe = load_engine(model, choice)
         analysis, origin = _saved_or_new_analysis(model, args, sub_progress(bars, 0.2, 0.4))
         verdicts = analysis.ensure_verdicts()
         ids = pick_to_verify(analysis, args.budget, is_verified(verdicts.verdict), args.seed)
@@ -141,7 +155,8 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         bars.close()
     out = sys.stdout
     out.write(f"\nModel {model.source.display_name}: {origin}\n")
-    out.write(f"Verified {len(ids)} chosen tokens ({learn.mode}, {learn.seconds:.0f} s): {summary(learn.verdicts)}\n")
+    out.write(f"Verified {len(ids)} chosen tokens ({learn.mode}; {probe.description}; {learn.seconds:.0f} s): "
+              f"{summary(learn.verdicts)}\n")
     out.write(f"Detector fitted on {detector.n_train} decided tokens ({detector.n_glitch} glitch); largest weights: "
               + ", ".join(f"{name} {w:+.2f}" for name, w in detector.weights) + "\n")
     out.write(f"\nPrecision@{args.check} among held-out verified tokens (out-of-fold ranking of the same tokens):\n")

@@ -23,8 +23,9 @@ from .session import Result, Session, Snapshot
 from .store import analysis_cache
 from .store.analysis_file import load_analysis, save_analysis
 from .store.export import write_csv, write_filter_list
+from .verify.engines import DEFAULT_ENGINE, EngineChoice, load_engine
 from .verify.generation import GenerationSettings, behaviour_verdict, generate, output_metrics, pick_control_token
-from .verify.probing import Verification, load_probe_model, verify_tokens
+from .verify.probing import Verification, verify_tokens
 from .verify.templates import PLACEHOLDER, encode_template, fill
 from .view.colouring import Colouring, colouring_for
 from .view.mapindex import MapIndex, build_map_index
@@ -32,7 +33,7 @@ from .view.prepare import ViewData, prepare_view_data
 
 if TYPE_CHECKING:
     from .model.loading import LoadedModel
-    from .verify.probing import ProbeModel
+    from .verify.engines import Engine
 
 
 # --- opening: each makes a new session ----------------------------------------------------------
@@ -91,13 +92,13 @@ def model_of(snapshot: Snapshot, progress: ProgressFn = no_progress,
 
 
 def probe_of(snapshot: Snapshot, progress: ProgressFn = no_progress,
-             cancel: CancelToken | None = None) -> tuple[LoadedModel, ProbeModel]:
-    """The network for prompting, built once per session (the result hands it back to keep)."""
+             cancel: CancelToken | None = None) -> tuple[LoadedModel, Engine]:
+    """The engine the snapshot's choice names, built once per session (the result hands it back to keep)."""
     model = model_of(snapshot, sub_progress(progress, 0, 0.5), cancel)
     if snapshot.probe is not None:
         return model, snapshot.probe
-    progress(0.6, "Building the network for generation")
-    return model, load_probe_model(model, progress=sub_progress(progress, 0.6, 1.0), cancel=cancel)
+    progress(0.6, f"Preparing the {snapshot.engine.label} engine")
+    return model, load_engine(model, snapshot.engine, sub_progress(progress, 0.6, 1.0), cancel)
 
 
 # --- recomputing parts of the analysis ---------------------------------------------------------------
@@ -189,10 +190,11 @@ def nearest(snapshot: Snapshot, k: int, progress: ProgressFn = no_progress,
 class Verified(Result):
     verification: Verification
     model: LoadedModel
-    probe: ProbeModel
+    probe: Engine
+    choice: EngineChoice = DEFAULT_ENGINE
 
     def apply_to(self, session: Session) -> None:
-        session.adopt_model(self.model, self.probe)
+        session.adopt_model(self.model, self.probe, self.choice)
         v = self.verification
         session.record_verification(v.ids, v.verdicts, v.max_prob, v.reasons)
 
@@ -208,17 +210,18 @@ def verify(snapshot: Snapshot, ids: list[int] | np.ndarray, mode: str, progress:
         raise GlitchViewError(f"{snapshot.analysis.model.title} is an encoder: it cannot be prompted")
     model, probe = probe_of(snapshot, sub_progress(progress, 0, 0.1), cancel)
     result = verify_tokens(probe, ids.tolist(), mode, sub_progress(progress, 0.1, 1.0), cancel, confirm)
-    return Verified(snapshot.stamp, result, model, probe)
+    return Verified(snapshot.stamp, result, model, probe, snapshot.engine)
 
 
 @dataclass(frozen=True)
 class PromptRan(Result):
     record: dict[str, Any]  # template, settings and each run's output, metrics and verdict
     model: LoadedModel
-    probe: ProbeModel
+    probe: Engine
+    choice: EngineChoice = DEFAULT_ENGINE
 
     def apply_to(self, session: Session) -> None:
-        session.adopt_model(self.model, self.probe)
+        session.adopt_model(self.model, self.probe, self.choice)
         session.record_prompt_run(self.record)
 
 
@@ -238,7 +241,7 @@ def run_prompt(snapshot: Snapshot, text: str, settings: GenerationSettings, on_r
     unembedding = a.scores.get("unembedding_cosine", np.full(len(a), np.nan))
     control = pick_control_token(a.table, unembedding, token)
     template = encode_template(probe.tokenizer, text)
-    record: dict[str, Any] = {"template": text, "settings": settings.__dict__, "runs": []}
+    record: dict[str, Any] = {"template": text, "settings": settings.__dict__, "engine": probe.description, "runs": []}
     for run, tid in enumerate((token, control)):
         on_run(run, tid)
         progress(0.5 * run, f"Generating with token {tid}")
@@ -251,7 +254,7 @@ def run_prompt(snapshot: Snapshot, text: str, settings: GenerationSettings, on_r
                                "metrics": {m: float(v) for m, v in metrics.items()}})
         if out.stopped == "cancelled":
             break
-    return PromptRan(snapshot.stamp, record, model, probe)
+    return PromptRan(snapshot.stamp, record, model, probe, snapshot.engine)
 
 
 # --- writing ------------------------------------------------------------------------------------------------

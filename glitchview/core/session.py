@@ -24,6 +24,7 @@ import numpy as np
 from .analysis import DEFAULT_INDICATOR, Analysis
 from .errors import GlitchViewError
 from .scores.neighbours import Neighbours
+from .verify.engines import DEFAULT_ENGINE, EngineChoice
 from .view.colouring import Colouring, colour_options
 from .view.mapindex import MapIndex
 from .view.prepare import ViewData, prepare_view_data
@@ -31,7 +32,7 @@ from .view.selection import Mode, combine, ids_mask, points_in_polygon, points_i
 
 if TYPE_CHECKING:
     from .model.loading import LoadedModel
-    from .verify.probing import ProbeModel
+    from .verify.engines import Engine
 
 UNDO_LIMIT = 50  # steps of flag and selection changes kept for undo
 EVENTS = ("analysis", "selection", "flags", "colouring", "projection", "indicator", "token", "verdicts", "path",
@@ -58,9 +59,10 @@ class Snapshot:
     stamp: Stamp
     analysis: Analysis  # with the user's flags, selection, verdicts and view as they were
     model: LoadedModel | None  # None until loaded (an analysis opened from a file)
-    probe: ProbeModel | None  # the network for prompting, once built
+    probe: Engine | None  # the engine for prompting, once built
     indicator: str
     token: int  # the current token, -1 when none
+    engine: EngineChoice = DEFAULT_ENGINE  # where prompts run: torch, llama.cpp or a server
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class Session:
         self._undo: list[tuple[str, np.ndarray]] = []  # (what, the mask before the change)
         self._redo: list[tuple[str, np.ndarray]] = []
         self.model = model
-        self.probe: ProbeModel | None = None
+        self.probe: Engine | None = None
+        self.engine = DEFAULT_ENGINE
         self.path = path  # the analysis file this session was opened from or last saved to
         self.token = -1
         self.neighbours: dict[str, Neighbours] = {}  # of the current token, by embedding space
@@ -269,7 +272,7 @@ class Session:
             settings=dict(a.settings), verdicts=a.verdicts.copy() if a.verdicts is not None else None,
             view={"colour_by": self.colour_by, "projection": self.projection, "indicator": self.indicator})
         return Snapshot(Stamp(self.id, kind, self._requests[kind]), copy, self.model, self.probe,
-                        self.indicator, self.token)
+                        self.indicator, self.token, self.engine)
 
     def check(self, stamp: Stamp) -> None:
         """Raise StaleResult unless `stamp` is this session's latest request of its kind."""
@@ -283,13 +286,20 @@ class Session:
         result.apply_to(self)
 
     # --- what results write (called by `Result.apply_to`) ---------------------------------------------
-    def adopt_model(self, model: LoadedModel | None, probe: ProbeModel | None = None) -> None:
-        """Keep the model (and network) an operation loaded for this session's analysis."""
+    def set_engine(self, choice: EngineChoice) -> None:
+        """Where prompts run from now on; the engine built for another choice is dropped."""
+        if choice != self.engine:
+            self.engine, self.probe = choice, None
+
+    def adopt_model(self, model: LoadedModel | None, probe: Engine | None = None,
+                    choice: EngineChoice | None = None) -> None:
+        """Keep the model (and engine) an operation loaded for this session's analysis; an engine built
+        for another choice than the session's current one is not kept."""
         if model is not None:
             if model.fingerprint != self.analysis.model.fingerprint:
                 raise StaleResult(f"a model with another fingerprint ({model.fingerprint}) was refused")
             self.model = model
-        if probe is not None:
+        if probe is not None and (choice is None or choice == self.engine):
             self.probe = probe
 
     def _forget_colouring(self, name: str) -> None:

@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..core.logs import LOGGER
 from ..core.session import Result, Session, StaleResult
+from ..core.verify.engines import DEFAULT_ENGINE, EngineChoice
 
 
 class SessionHub(QObject):
@@ -25,6 +26,7 @@ class SessionHub(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session: Session | None = None
+        self.engine = DEFAULT_ENGINE  # where prompts run, for every session the window opens
         self._signals = {"analysis": self.analysisChanged, "selection": self.selectionChanged,
                          "flags": self.flagsChanged, "colouring": self.colouringChanged,
                          "projection": self.projectionChanged, "indicator": self.indicatorChanged,
@@ -35,8 +37,15 @@ class SessionHub(QObject):
         if self.session is not None:
             self.session.unsubscribe(self._relay)
         self.session = session
+        session.set_engine(self.engine)
         session.subscribe(self._relay)
         self.analysisChanged.emit()
+
+    def set_engine(self, choice: EngineChoice) -> None:
+        """Run prompts on `choice` from now on (the current session's engine is rebuilt on next use)."""
+        self.engine = choice
+        if self.session is not None:
+            self.session.set_engine(choice)
 
     def _relay(self, event: str) -> None:
         self._signals[event].emit()

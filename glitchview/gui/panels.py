@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
@@ -19,9 +20,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.errors import GlitchViewError
 from ..core.pipeline import PROJECTIONS
 from ..core.scores.indicators import INDICATORS
 from ..core.store.text import escape_text
+from ..core.verify.engines import ENGINES, EngineChoice
+from ..core.verify.engines.devices import DEVICES
 from ..core.verify.taxonomy import TAXONOMY
 from ..core.verify.verdicts import LABELS
 from ..core.view.research import describe_indicator
@@ -66,8 +70,46 @@ class SettingsPanel(QWidget):
         self.summary = QLabel(wordWrap=True)
         self.summary.setStyleSheet("color: #9aa0b0")
         form.addRow(self.summary)
+        self._engine_rows(form)
         for signal in (hub.analysisChanged, hub.projectionChanged, hub.flagsChanged, hub.indicatorChanged):
             signal.connect(self._sync)
+
+    def _engine_rows(self, form: QFormLayout) -> None:
+        """Where verification and the prompt editor run: torch (on a device), llama.cpp, or a server."""
+        self.engine = QComboBox()
+        self.engine.addItems(list(ENGINES))
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICES))
+        self.device.setCurrentText(self.hub.engine.device)
+        self.server_url = QLineEdit(placeholderText="http://127.0.0.1:8000/v1")
+        self.api_key_env = QLineEdit(placeholderText="environment variable holding the API key (optional)")
+        self.apply_engine = QPushButton("Use this engine")
+        self.apply_engine.clicked.connect(self._engine_chosen)
+        self.engine_status = QLabel(self.hub.engine.label, wordWrap=True)
+        self.engine_status.setStyleSheet("color: #9aa0b0")
+        self.engine.currentTextChanged.connect(self._engine_fields)
+        form.addRow("engine", self.engine)
+        form.addRow("device", self.device)
+        form.addRow("server", self.server_url)
+        form.addRow("API key from", self.api_key_env)
+        form.addRow(self.apply_engine)
+        form.addRow(self.engine_status)
+        self._engine_fields(self.engine.currentText())
+
+    def _engine_fields(self, engine: str) -> None:
+        self.device.setEnabled(engine == "torch")
+        self.server_url.setEnabled(engine == "server")
+        self.api_key_env.setEnabled(engine == "server")
+
+    def _engine_chosen(self) -> None:
+        try:
+            choice = EngineChoice(self.engine.currentText(), self.device.currentText(),
+                                  server=self.server_url.text().strip(), api_key_env=self.api_key_env.text().strip())
+        except GlitchViewError as exc:
+            self.engine_status.setText(str(exc))
+            return
+        self.hub.set_engine(choice)
+        self.engine_status.setText(f"prompts run on {choice.label} (prepared on the next verification or prompt)")
 
     def _indicator_changed(self, name: str) -> None:
         description, suspicious = describe_indicator(name)

@@ -9,14 +9,15 @@ collapse; `behaviour_verdict` turns those into a verdict with its reasons."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from ..model.vocab import CATEGORIES, TokenTable
 from ..progress import CancelToken
-from .probing import ProbeModel
+from .engines import Engine
+from .engines.sampling import GenerationSettings
 
 # When a continuation reads as anomalous. These are screening heuristics for the prompt editor, not
 # measured decision boundaries (the repetition test decides verdicts):
@@ -25,16 +26,6 @@ from .probing import ProbeModel
 # - GARBLE_SHARE: one character in ten replacement or unprintable is beyond any ordinary text;
 # - MIN_TOKENS: stopping after fewer than two tokens is a collapse, not an answer.
 LOOP_RATIO, LOOP_MIN_TOKENS, GARBLE_SHARE, MIN_TOKENS = 0.5, 8, 0.1, 2
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    max_new_tokens: int = 40
-    greedy: bool = True
-    temperature: float = 0.8
-    top_p: float = 0.95
-    seed: int = 0
-    time_limit_s: float = 30.0
 
 
 @dataclass
@@ -50,70 +41,38 @@ class Generated:
         return "".join(self.pieces)
 
 
-def _choose(probs, settings: GenerationSettings, gen) -> int:
-    import torch
-
-    if settings.greedy:
-        return int(probs.argmax())
-    probs = torch.softmax(torch.log(probs.clamp_min(1e-12)) / max(settings.temperature, 1e-3), dim=-1)
-    ordered, order = probs.sort(descending=True)
-    keep = ordered.cumsum(0) - ordered < settings.top_p
-    ordered = ordered * keep
-    return int(order[torch.multinomial(ordered / ordered.sum(), 1, generator=gen)])
-
-
-def generate(pm: ProbeModel, prompt_ids: np.ndarray, settings: GenerationSettings = GenerationSettings(),
+def generate(pm: Engine, prompt_ids: np.ndarray, settings: GenerationSettings = GenerationSettings(),
              on_token: Callable[[int, str, float], None] | None = None, cancel: CancelToken | None = None,
              eos_ids: set[int] | None = None) -> Generated:
-    """Continue `prompt_ids` (no slots left), streaming each new token to `on_token(id, text, p)`."""
-    import torch
-
+    """Continue `prompt_ids` (no slots left) on any engine, streaming each new token to `on_token(id, text, p)`."""
     cancel = cancel or CancelToken()
-    eos = eos_ids if eos_ids is not None else _eos_ids(pm)
-    gen = torch.Generator().manual_seed(settings.seed)
+    eos = eos_ids if eos_ids is not None else pm.eos_ids()
     out = Generated()
     start = time.monotonic()
-    with torch.inference_mode():
-        logits, cache = pm.step(torch.from_numpy(np.asarray(prompt_ids, dtype=np.int64))[None, :])
-        while True:
-            if cancel.cancelled:
-                out.stopped = "cancelled"
-                break
-            probs = torch.softmax(logits[0], dim=-1)
-            entropy = float(-(probs * torch.log(probs.clamp_min(1e-12))).sum())
-            token = _choose(probs, settings, gen)
+    tokens = pm.stream(np.asarray(prompt_ids, dtype=np.int64), settings, cancel)
+    try:
+        for token, p, entropy in tokens:
             if token in eos:
                 out.stopped = "eos"
                 break
             piece = pm.tokenizer.decode([token], skip_special_tokens=False)
             out.ids.append(token)
             out.pieces.append(piece)
-            out.probs.append(float(probs[token]))
+            out.probs.append(p)
             out.entropies.append(entropy)
             if on_token is not None:
-                on_token(token, piece, float(probs[token]))
+                on_token(token, piece, p)
             if len(out.ids) >= settings.max_new_tokens:
                 out.stopped = "max_tokens"
                 break
             if time.monotonic() - start > settings.time_limit_s:
                 out.stopped = "time_limit"
                 break
-            logits, cache = pm.step(torch.tensor([[token]]), cache)
+    finally:
+        tokens.close()  # a server engine closes its stream
+    if not out.stopped:
+        out.stopped = "cancelled"
     return out
-
-
-def _eos_ids(pm: ProbeModel) -> set[int]:
-    config = pm.model.config
-    eos = getattr(config, "eos_token_id", None)
-    generation = getattr(pm.model, "generation_config", None)
-    more = getattr(generation, "eos_token_id", None) if generation is not None else None
-    ids: set[int] = set()
-    for value in (eos, more):
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(int(v) for v in value)
-    return ids
 
 
 def repetition_ratio(ids: list[int], n: int = 3) -> float:

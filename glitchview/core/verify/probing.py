@@ -9,22 +9,21 @@ verdict `crash` with the message; the run goes on.
 
 Modes: `full` uses the shipped repetition prompts; `fast` screens with one short prompt and can only
 say `normal` or `suspect`: the suspects then get the full test (unless explicitly skipped), so every
-`glitch` verdict comes from the full test. On CPUs with bfloat16 matrix units (AMX, AVX512-BF16) the model
-runs in bfloat16, else float32."""
+`glitch` verdict comes from the full test. The prompts run on any `engines.Engine` (torch, llama.cpp or
+an inference server); torch runs in bfloat16 on CPUs with bfloat16 matrix units (AMX, AVX512-BF16) and on
+GPUs, else float32."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from ..errors import GlitchViewError
-from ..model.gguf_direct import ensure_network_weights
-from ..model.loading import LoadedModel
+from ..errors import Cancelled
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
+from .engines import Engine
+from .engines.torch_engine import NotGenerativeError, ProbeModel, bf16_is_fast, load_probe_model
 from .templates import default_templates, encode_template, fill, repetition_text
 from .verdicts import GLITCH_BELOW, REJECT_ABOVE, STRONG_BELOW, Verdict
 
@@ -44,87 +43,6 @@ MODES = {
 }
 
 
-class NotGenerativeError(GlitchViewError):
-    """The model is an encoder (or has no language-model head) and cannot be prompted."""
-
-
-@dataclass
-class ProbeModel:
-    """A causal language model ready for batched probing, with its tokenizer."""
-
-    model: Any
-    tokenizer: Any
-    vocab_rows: int
-    dtype_name: str
-    prefix_cache: dict[tuple[int, ...], Any] = field(default_factory=dict)
-
-    def step(self, input_ids: Any, cache: Any = None) -> tuple[Any, Any]:
-        """One forward pass: (float32 logits at the last position, the key/value cache)."""
-        kwargs = {_cache_keyword(self.model): cache} if cache is not None else {}
-        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
-        new_cache = out.cache if hasattr(out, "cache") else out.past_key_values
-        return out.logits[:, -1, :].float(), new_cache
-
-
-def _cache_keyword(model: Any) -> str:
-    """transformers 5 names the key/value cache `cache`; earlier releases `past_key_values`."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def bf16_is_fast() -> bool:
-    import torch
-
-    cpu = torch.cpu
-    return bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)()
-                or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
-
-
-_BUILD_LOCK = threading.Lock()
-_BUILT: dict[tuple[str, str], ProbeModel] = {}
-
-
-def load_probe_model(loaded: LoadedModel, precision: str = "auto", progress: ProgressFn = no_progress,
-                     cancel: CancelToken | None = None) -> ProbeModel:
-    """Build the network of a loaded model for probing (never running code from its folder).
-
-    One build at a time in the process: transformers switches process-wide torch state (default
-    dtype, meta-device initialisation) while it builds, and two builds on two worker threads left
-    each other's networks on the meta device. A built network is reused for the same model."""
-    with _BUILD_LOCK:
-        key = (loaded.fingerprint, precision)
-        if key not in _BUILT:
-            _BUILT.clear()  # keep one network in memory
-            _BUILT[key] = _build_probe_model(loaded, precision, progress, cancel)
-        return _BUILT[key]
-
-
-def _build_probe_model(loaded: LoadedModel, precision: str, progress: ProgressFn,
-                       cancel: CancelToken | None) -> ProbeModel:
-    if not loaded.generative:
-        raise NotGenerativeError(
-            f"{loaded.source.display_name} is an encoder ({loaded.architecture}) without a language-model "
-            f"head: it cannot generate, so its tokens cannot be verified by prompting")
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    use_bf16 = precision == "bfloat16" or (precision == "auto" and bf16_is_fast())
-    dtype = torch.bfloat16 if use_bf16 else torch.float32
-    # a GGUF opened for analysis has only its tokenizer cached: the whole network is converted now, once
-    folder = ensure_network_weights(loaded.source, loaded.fingerprint, loaded.folder, progress, cancel)
-    default_dtype = torch.get_default_dtype()
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=False,
-                                                     local_files_only=True, dtype=dtype)
-    except Exception as exc:
-        raise GlitchViewError(f"cannot build {loaded.source.display_name} for generation: {exc}") from exc
-    finally:  # a failed load must not leave torch's default dtype changed for everything after it
-        torch.set_default_dtype(default_dtype)
-    model.eval()
-    return ProbeModel(model, loaded.tokenizer, loaded.input_embeddings.shape[0], str(dtype).removeprefix("torch."))
-
-
 @dataclass
 class Verification:
     """Results of one verification run, one row per token tested."""
@@ -139,6 +57,7 @@ class Verification:
     seconds: float
     dtype: str = ""
     errors: dict[int, str] = field(default_factory=dict)
+    engine: str = ""  # the engine's description: which engine, number format, where
 
     @property
     def tokens_per_second(self) -> float:
@@ -170,86 +89,27 @@ def _reason(probs: np.ndarray, names: tuple[str, ...], verdict: Verdict, error: 
     return f"max P(token) {best:.3g} {limits[verdict]} ({detail})"
 
 
-def _shared_prefix(pm: ProbeModel, prefix: np.ndarray, batch: int) -> Any:
-    """The key/value cache of the prompt's token-free prefix, computed once and repeated for the batch."""
-    import copy
-
-    import torch
-
-    key = tuple(prefix.tolist())
-    if key not in pm.prefix_cache:
-        pm.prefix_cache[key] = pm.step(torch.from_numpy(prefix)[None, :])[1]
-    cache = copy.deepcopy(pm.prefix_cache[key])
-    cache.batch_repeat_interleave(batch)
-    return cache
-
-
-MIN_ANSWER_CHARS = 3  # shorter texts turn up in any answer by chance
-
-
-def answer_prob(tokenizer: Any, ids: list[int], probs: np.ndarray, text: str) -> float:
-    """Probability of the shortest span of a greedy answer (`ids`, each with its probability) whose
-    text contains the token's `text`, however the model split it into tokens; 0 when it never does."""
-    target = text.strip()
-    if len(target) < MIN_ANSWER_CHARS or "\ufffd" in target:
-        return 0.0
-    for end in range(1, len(ids) + 1):
-        if target in tokenizer.decode(ids[:end], skip_special_tokens=True):
-            start = max(s for s in range(end) if target in tokenizer.decode(ids[s:end], skip_special_tokens=True))
-            return float(np.prod(probs[start:end]))
-    return 0.0
-
-
-def _probe_batch(pm: ProbeModel, rows: np.ndarray, targets: np.ndarray, steps: int,
-                 answers: list[str] | None = None) -> np.ndarray:
-    """Largest probability of each row's target over the next `steps` positions (greedy). With
-    `answers` (each target's text), also the probability of a greedy answer that writes that text in
-    any tokens (`answer_prob`). The part of the prompt before the first slot is the same for every
-    row: it is read once."""
-    import torch
-
-    first_slot = int(np.argmax(rows[0] != rows[-1])) if len(rows) > 1 else 0
-    first_slot = min(first_slot, rows.shape[1] - 1)
-    with torch.inference_mode():
-        target = torch.from_numpy(targets).long()[:, None]
-        cache = _shared_prefix(pm, rows[0, :first_slot], len(rows)) if first_slot > 0 else None
-        logits, cache = pm.step(torch.from_numpy(np.ascontiguousarray(rows[:, first_slot:])), cache)
-        best = torch.zeros(len(rows), dtype=torch.float32)
-        greedy, greedy_p = [], []
-        for step in range(steps):
-            probs = torch.softmax(logits, dim=-1)
-            best = torch.maximum(best, probs.gather(1, target)[:, 0])
-            choice = probs.argmax(dim=-1, keepdim=True)
-            greedy.append(choice[:, 0])
-            greedy_p.append(probs.gather(1, choice)[:, 0])
-            if step == steps - 1:
-                break
-            logits, cache = pm.step(choice, cache)
-    out = best.numpy()
-    if answers is not None:
-        ids, p = torch.stack(greedy, 1).numpy(), torch.stack(greedy_p, 1).numpy()
-        said = [answer_prob(pm.tokenizer, ids[k].tolist(), p[k], answers[k]) for k in range(len(rows))]
-        out = np.maximum(out, np.asarray(said, dtype=np.float32))
-    return out
-
-
-def _probe_template(pm: ProbeModel, template_ids: np.ndarray, ids: np.ndarray, steps: int,
-                    errors: dict[int, str], answers: list[str] | None = None) -> np.ndarray:
+def _probe_template(pm: Engine, template_ids: np.ndarray, ids: np.ndarray, steps: int,
+                    errors: dict[int, str], answers: list[str] | None, cancel: CancelToken) -> np.ndarray:
     """Probabilities for `ids` on one template; a failing batch is retried token by token."""
     try:
-        return _probe_batch(pm, fill(template_ids, ids), ids, steps, answers)
+        return pm.probe(fill(template_ids, ids), ids, steps, answers, cancel)
+    except Cancelled:
+        raise
     except Exception:  # find the token(s) that break the forward pass
         out = np.full(len(ids), np.nan, dtype=np.float32)
         for k, token in enumerate(ids):
             try:
-                out[k] = _probe_batch(pm, fill(template_ids, ids[k:k + 1]), ids[k:k + 1], steps,
-                                      answers[k:k + 1] if answers is not None else None)[0]
+                out[k] = pm.probe(fill(template_ids, ids[k:k + 1]), ids[k:k + 1], steps,
+                                  answers[k:k + 1] if answers is not None else None, cancel)[0]
+            except Cancelled:
+                raise
             except Exception as exc:  # recorded as the token's finding
                 errors[int(token)] = f"{type(exc).__name__}: {exc}"
         return out
 
 
-def _probe_all(pm: ProbeModel, ids: np.ndarray, spec: ProbeMode, progress: ProgressFn,
+def _probe_all(pm: Engine, ids: np.ndarray, spec: ProbeMode, progress: ProgressFn,
                cancel: CancelToken) -> tuple[np.ndarray, dict[int, str]]:
     """Probabilities (tokens x templates of `spec`) and the errors of the tokens that crash."""
     specs = {t["name"]: t for t in default_templates()["repetition"]}
@@ -271,7 +131,7 @@ def _probe_all(pm: ProbeModel, ids: np.ndarray, spec: ProbeMode, progress: Progr
             chunk = runnable[b:b + spec.batch_size]
             answers = [texts[k] for k in chunk] if templates[t].get("answer") else None
             probs[chunk, t] = _probe_template(pm, template_ids, ids[chunk], templates[t].get("steps", spec.steps),
-                                              errors, answers)
+                                              errors, answers, cancel)
             done += len(chunk)
             rate = done / len(encoded) / max(time.perf_counter() - start, 1e-9)
             progress(done / total, f"Verify ({spec.name}): {spec.templates[t]} prompt, {done // len(encoded)}"
@@ -294,7 +154,7 @@ def screen_verdict(max_prob: float) -> Verdict:
     return Verdict.NORMAL if max_prob > REJECT_ABOVE else Verdict.SUSPECT
 
 
-def verify_tokens(pm: ProbeModel, token_ids, mode: str = "full", progress: ProgressFn = no_progress,
+def verify_tokens(pm: Engine, token_ids, mode: str = "full", progress: ProgressFn = no_progress,
                   cancel: CancelToken | None = None, confirm: bool = True) -> Verification:
     """Run the test of `mode` on every token id (see the module docstring).
 
@@ -323,4 +183,8 @@ def verify_tokens(pm: ProbeModel, token_ids, mode: str = "full", progress: Progr
             for k, reason in zip(suspects.tolist(), full.reasons):
                 reasons[k] = f"confirmed by the full test: {reason} (screening: {reasons[k]})"
     return Verification(ids, max_prob, probs, verdicts, reasons, label, spec.templates,
-                        time.perf_counter() - start, pm.dtype_name, errors)
+                        time.perf_counter() - start, pm.dtype_name, errors, pm.description)
+
+
+# the torch engine, where callers have always found it
+__all__ = ["NotGenerativeError", "ProbeModel", "bf16_is_fast", "load_probe_model", "verify_tokens"]
