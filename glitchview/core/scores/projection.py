@@ -38,15 +38,28 @@ def principal_axes(matrix: np.ndarray, n_components: int, seed: int = 0, iterati
         left = matrix @ vectors - mean @ vectors
         return matrix.T @ left - np.outer(mean, left.sum(axis=0))
 
-    basis = np.random.default_rng(seed).standard_normal((d, width)).astype(np.float32)
-    for _ in range(iterations):
-        basis = np.linalg.qr(covariance_times(basis))[0]
-    values, vectors = np.linalg.eigh(basis.T.astype(np.float64) @ covariance_times(basis).astype(np.float64))
+    if 4 * (iterations + 1) * width < d:  # thin products are memory-bound: count them double
+        basis = np.random.default_rng(seed).standard_normal((d, width)).astype(np.float32)
+        for _ in range(iterations):
+            basis = np.linalg.qr(covariance_times(basis))[0]
+        values, vectors = np.linalg.eigh(basis.T.astype(np.float64) @ covariance_times(basis).astype(np.float64))
+    else:  # many components of a narrow matrix: one pass building the covariance costs less
+        basis = np.eye(d, dtype=np.float32)
+        values, vectors = np.linalg.eigh(_covariance(matrix, mean))
     order = np.argsort(values)[::-1][:n_components]
     dof = max(n - 1, 1)
     total = (float(np.einsum("ij,ij->", matrix, matrix, dtype=np.float64)) - n * float(mean @ mean)) / dof
     axes = (basis.astype(np.float64) @ vectors[:, order]).astype(np.float32)
     return mean, axes, values[order] / dof, total
+
+
+def _covariance(matrix: np.ndarray, mean: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """(X - 1 mean)^T (X - 1 mean) in float64, from centred row chunks (no centred copy of the matrix)."""
+    total = np.zeros((matrix.shape[1], matrix.shape[1]), dtype=np.float64)
+    for start in range(0, matrix.shape[0], chunk):
+        block = matrix[start:start + chunk] - mean
+        total += block.T @ block
+    return total
 
 
 def pca(matrix: np.ndarray, n_components: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
