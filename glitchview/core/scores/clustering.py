@@ -20,7 +20,7 @@ import torch
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 
 SAMPLE_SIZE = 8_192
-SEEDING_ITERATIONS = 10  # Lloyd iterations that rank the k-means++ seedings on the sample
+SEEDING_ITERATIONS = 30  # Lloyd iterations that rank the k-means++ seedings on the sample
 
 
 @dataclass(frozen=True)
