@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,25 +74,56 @@ def pca(matrix: np.ndarray, n_components: int = 2, seed: int = 0) -> tuple[np.nd
     return np.ascontiguousarray(coords, dtype=np.float32), ratio
 
 
-def _umap_child(in_path: str, out_path: str, seed: int, n_neighbors: int, min_dist: float,
-                cache_dir: str, progress: ProgressFn) -> None:
+@dataclass(frozen=True)
+class UmapRoute:
+    """How the UMAP-class map is made (bench/bench_map.py measures routes against umap-learn's defaults).
+    The kNN graph is built by pynndescent on every core (umap-learn builds it on one core once seeded),
+    then umap-learn lays out that precomputed graph, seeded (single-threaded, so reproducible), in
+    `epochs` epochs from a PCA start. With `sample`, only that many rows (seeded choice) are laid
+    out; every other row is placed at the distance-weighted mean of its nearest sampled rows."""
+
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    epochs: int = 100
+    init: str = "pca"
+    sample: int = 0
+
+
+def _umap_child(in_path: str, out_path: str, seed: int, route: UmapRoute, cache_dir: str,
+                progress: ProgressFn) -> None:
     os.environ["NUMBA_CACHE_DIR"] = cache_dir
-    progress(0.1, "loading UMAP (numba; compiled once, then cached)")
+    progress(0.05, "loading UMAP (numba; compiled once, then cached)")
     warnings.filterwarnings("ignore", message="n_jobs value")  # seeded UMAP is single-threaded by design
     try:
+        import pynndescent
         import umap
     except ImportError as exc:
         raise GlitchViewError(f"UMAP is not available in this installation ({exc}); PCA maps still work. "
                               f"Install it with: pip install umap-learn") from exc
 
     data = np.load(in_path)
-    progress(0.3, f"neighbour graph and layout of {data.shape[0]} points")
-    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
+    n = data.shape[0]
+    laid = (np.sort(np.random.default_rng(seed).choice(n, route.sample, replace=False))
+            if 0 < route.sample < n else np.arange(n))
+    progress(0.2, f"neighbour graph of {len(laid)} points (all cores)")
+    index = pynndescent.NNDescent(data[laid], n_neighbors=route.n_neighbors, random_state=seed,
+                                  n_jobs=os.cpu_count() or 1, low_memory=True)
+    progress(0.5, f"layout of {len(laid)} points, {route.epochs} epochs")
+    reducer = umap.UMAP(n_components=2, n_neighbors=route.n_neighbors, min_dist=route.min_dist, random_state=seed,
+                        n_epochs=route.epochs, init=route.init, precomputed_knn=(*index.neighbor_graph, None),
                         low_memory=True, tqdm_kwds={"disable": True})
-    np.save(out_path, reducer.fit_transform(data).astype(np.float32))
+    coords = np.empty((n, 2), dtype=np.float32)
+    coords[laid] = reducer.fit_transform(data[laid])
+    rest = np.setdiff1d(np.arange(n), laid)
+    if rest.size:
+        progress(0.9, f"placing the other {rest.size} points by their nearest laid-out neighbours")
+        ids, dists = index.query(data[rest], k=route.n_neighbors)
+        weights = 1.0 / np.maximum(dists, 1e-6)
+        coords[rest] = (coords[laid][ids] * weights[:, :, None]).sum(1) / weights.sum(1, keepdims=True)
+    np.save(out_path, coords)
 
 
-def umap_projection(matrix: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
+def umap_projection(matrix: np.ndarray, seed: int = 0, route: UmapRoute = UmapRoute(),
                     progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> np.ndarray:
     """UMAP of the rows (on their PCA-50 reduction), cancellable at any moment."""
     progress(0.02, f"PCA-{UMAP_INPUT_DIM} reduction for UMAP")
@@ -101,8 +133,7 @@ def umap_projection(matrix: np.ndarray, seed: int = 0, n_neighbors: int = 15, mi
     with tempfile.TemporaryDirectory(prefix="glitchview-umap-") as tmp:
         in_path, out_path = str(Path(tmp) / "in.npy"), str(Path(tmp) / "out.npy")
         np.save(in_path, reduced)
-        run_in_child(_umap_child, (in_path, out_path, seed, n_neighbors, min_dist, str(numba_cache)), "UMAP",
-                     progress, cancel)
+        run_in_child(_umap_child, (in_path, out_path, seed, route, str(numba_cache)), "UMAP", progress, cancel)
         coords = np.load(out_path)
     progress(1.0, "UMAP done")
     return coords
