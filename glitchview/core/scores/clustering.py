@@ -11,7 +11,7 @@ Seeded and reproducible; cancellable between iterations."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +20,8 @@ import torch
 from ..progress import CancelToken, ProgressFn, no_progress, sub_progress
 
 SAMPLE_SIZE = 8_192
-SEEDING_ITERATIONS = 30  # Lloyd iterations that rank the k-means++ seedings on the sample
+SEEDING_ITERATIONS = (15, 100)  # Lloyd iterations on the sample: for every seeding, then for the best one
+ONE_THREAD_BELOW = 1 << 24  # matrix elements under which the full iterations run on one thread too
 
 
 @dataclass(frozen=True)
@@ -129,18 +130,19 @@ def kmeans(matrix: np.ndarray, k: int = 20, seed: int = 0, n_init: int = 10, max
     rows = _Rows(x, shift, _shifted_sq_norms(x, shift))
     gen = torch.Generator().manual_seed(seed)
     sample = rows.subset(torch.randperm(n, generator=gen)[:SAMPLE_SIZE]) if n > SAMPLE_SIZE else rows
-    best_centers, best_inertia = None, float("inf")
     with _one_thread():
+        seeds = []
         for run in range(n_init):
             cancel.check()
-            centers, _, inertia, _ = _lloyd(sample, _plus_plus(sample, k, gen), SEEDING_ITERATIONS, 1e-4,
+            centers, _, inertia, _ = _lloyd(sample, _plus_plus(sample, k, gen), SEEDING_ITERATIONS[0], 1e-4,
                                             no_progress, cancel)
-            if inertia < best_inertia:
-                best_centers, best_inertia = centers, inertia
+            seeds.append((inertia, run, centers))
             progress(0.2 * (run + 1) / n_init, f"k-means seeding {run + 1}/{n_init} on a {len(sample.x)}-row sample")
-        best_centers = _lloyd(sample, best_centers, 100, 1e-5, no_progress, cancel)[0]
-    centers, labels, inertia, iterations = _lloyd(rows, best_centers, max_iter, tol, sub_progress(progress, 0.2, 1.0),
-                                            cancel)
+        best_centers = min(seeds, key=lambda seed_run: seed_run[:2])[2]
+        best_centers = _lloyd(sample, best_centers, SEEDING_ITERATIONS[1], 1e-5, no_progress, cancel)[0]
+    with _one_thread() if x.numel() < ONE_THREAD_BELOW else nullcontext():
+        centers, labels, inertia, iterations = _lloyd(rows, best_centers, max_iter, tol,
+                                                      sub_progress(progress, 0.2, 1.0), cancel)
     centers_np = (centers + shift).numpy().astype(np.float32)
     labels_np = labels.numpy().astype(np.int32)
     result = KMeansResult(labels_np, centers_np, inertia, iterations)
