@@ -21,16 +21,17 @@ from ..model.sources import cache_root
 from ..progress import CancelToken, ProgressFn, no_progress
 
 UMAP_INPUT_DIM = 50
-OVERSAMPLING = 6  # extra random directions: the top components converge in four passes
-POWER_ITERATIONS = 4
+OVERSAMPLING = 6  # extra random directions: the top components converge in a few passes
+CONVERGED = 1e-9  # 1 - |cos| between successive estimates of every top axis
 
 
-def principal_axes(matrix: np.ndarray, n_components: int, seed: int = 0, iterations: int = POWER_ITERATIONS
+def principal_axes(matrix: np.ndarray, n_components: int, seed: int = 0, max_iterations: int = 40
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(row mean, top principal axes as columns, their variances, total variance) by seeded
     randomized subspace iteration on the covariance with a Rayleigh-Ritz step (Halko, Martinsson &
-    Tropp 2011): each pass is two thin n x d x (k + 6) products on the implicitly centred matrix,
-    instead of the O(n d^2) covariance, and no centred copy of the matrix is made."""
+    Tropp 2011), until the top axes stop turning: each pass is two thin n x d x (k + 6) products on
+    the implicitly centred matrix, instead of the O(n d^2) covariance, and no centred copy of the
+    matrix is made. A small gap between eigenvalues (MiniLM) takes more passes than a large one."""
     n, d = matrix.shape
     mean = matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
     width = min(n_components + OVERSAMPLING, d)
@@ -39,19 +40,24 @@ def principal_axes(matrix: np.ndarray, n_components: int, seed: int = 0, iterati
         left = matrix @ vectors - mean @ vectors
         return matrix.T @ left - np.outer(mean, left.sum(axis=0))
 
-    if 4 * (iterations + 1) * width < d:  # thin products are memory-bound: count them double
-        basis = np.random.default_rng(seed).standard_normal((d, width)).astype(np.float32)
-        for _ in range(iterations):
-            basis = np.linalg.qr(covariance_times(basis))[0]
-        values, vectors = np.linalg.eigh(basis.T.astype(np.float64) @ covariance_times(basis).astype(np.float64))
+    if 4 * 6 * width < d:  # a typical six passes of thin products cost less than building the covariance
+        basis = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, width)))[0].astype(np.float32)
+        previous = None
+        for _ in range(max_iterations):
+            product = covariance_times(basis)
+            values, vectors = np.linalg.eigh(basis.T.astype(np.float64) @ product.astype(np.float64))
+            order = np.argsort(values)[::-1][:n_components]
+            axes = basis.astype(np.float64) @ vectors[:, order]
+            if previous is not None and np.abs(np.einsum("ij,ij->j", previous, axes)).min() > 1.0 - CONVERGED:
+                break
+            previous, basis = axes, np.linalg.qr(product)[0]
     else:  # many components of a narrow matrix: one pass building the covariance costs less
-        basis = np.eye(d, dtype=np.float32)
-        values, vectors = np.linalg.eigh(_covariance(matrix, mean))
-    order = np.argsort(values)[::-1][:n_components]
+        values, axes = np.linalg.eigh(_covariance(matrix, mean))
+        order = np.argsort(values)[::-1][:n_components]
+        axes = axes[:, order]
     dof = max(n - 1, 1)
     total = (float(np.einsum("ij,ij->", matrix, matrix, dtype=np.float64)) - n * float(mean @ mean)) / dof
-    axes = (basis.astype(np.float64) @ vectors[:, order]).astype(np.float32)
-    return mean, axes, values[order] / dof, total
+    return mean, axes.astype(np.float32), values[order] / dof, total
 
 
 def _covariance(matrix: np.ndarray, mean: np.ndarray, chunk: int = 65_536) -> np.ndarray:
