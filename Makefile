@@ -43,7 +43,8 @@ $(VENV)/.gemma3: $(STAMP)
 	touch $@
 
 bench: $(VENV)/.gemma3
-	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_pipeline.py smollm2 minilm gemma3
+	$(BIN)/python bench/bench_map.py gemma3
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_gui.py
 	$(BIN)/python bench/bench_probing.py --models smollm2,gemma3
 	$(BIN)/python bench/bench_first_map.py smollm2 gemma3

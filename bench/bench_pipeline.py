@@ -1,10 +1,13 @@
-"""Benchmark of the core pipeline on Gemma-3-270M (262,144 tokens x 640), the large-vocabulary case.
+"""Benchmark of the core pipeline steps on the demo models (Gemma-3-270M: 262,144 tokens x 640, the
+large-vocabulary case; SmolLM2; MiniLM), each figure beside its baseline from the same run:
 
-Prints one table: cold load (GGUF conversion into a fresh cache), cached load, token table, each
-indicator, k-means (ours against scikit-learn `KMeans(n_init=10)` and `MiniBatchKMeans` on the same
-matrix in the same run, with inertias and ratios), PCA, UMAP (first run in a fresh numba cache and
-a second run that reuses it). Run with `make bench` (about 15 minutes on 2 cores), or pass another
-model name: `python bench/bench_pipeline.py smollm2 --skip-sklearn`."""
+- k-means: ours against scikit-learn's `MiniBatchKMeans(n_init=3)` (time) and `KMeans(n_init=10)`
+  (time and best inertia; `--skip-sklearn` skips only this slow one), with the ratios;
+- PCA and `unembedding_cosine_pc1`: the randomized subspace iteration against the previous full
+  eigen-decomposition of the d x d covariance (time, and how far the results are apart);
+- the token table (built afresh) and every indicator.
+The UMAP-class map has its own benchmark (bench/bench_map.py).
+Run: `python bench/bench_pipeline.py [smollm2 minilm gemma3] [--skip-sklearn]`."""
 
 from __future__ import annotations
 
@@ -13,79 +16,122 @@ import os
 import sys
 import tempfile
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import machine
 
 T = TypeVar("T")
-ROWS: list[tuple[str, float, str]] = []
 
 
-def timed(label: str, func: Callable[[], T], note: str = "") -> T:
+def timed(rows: dict[str, float], label: str, func: Callable[[], T]) -> T:
     start = time.perf_counter()
     result = func()
-    ROWS.append((label, time.perf_counter() - start, note))
-    print(f"  {label:<38} {ROWS[-1][1]:9.2f} s  {note}", file=sys.stderr, flush=True)
+    rows[label] = time.perf_counter() - start
+    print(f"  {label:<44} {rows[label]:9.2f} s", file=sys.stderr, flush=True)
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", nargs="?", default="gemma3")
-    parser.add_argument("--clusters", type=int, default=20)
-    parser.add_argument("--skip-sklearn", action="store_true", help="skip the slow KMeans(n_init=10) baseline")
-    parser.add_argument("--skip-umap", action="store_true")
-    args = parser.parse_args()
-    os.environ["GLITCHVIEW_CACHE_DIR"] = tempfile.mkdtemp(prefix="glitchview-bench-")
+def eigen_axes(matrix: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """The previous method, kept as the baseline: (centred rows, top axes) from an eigen-decomposition
+    of the d x d covariance."""
+    centred = matrix - matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
+    values, vectors = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+    return centred, vectors[:, np.argsort(values)[::-1][:n_components]].astype(np.float32)
 
+
+def eigen_pca(matrix: np.ndarray) -> np.ndarray:
+    centred, axes = eigen_axes(matrix, 2)
+    return centred @ axes
+
+
+def eigen_cosine_pc1(matrix: np.ndarray, reference_ids: np.ndarray) -> np.ndarray:
+    from glitchview.core.scores.indicators import _cosine_distance_to_reference
+
+    centred, axes = eigen_axes(matrix, 1)
+    return _cosine_distance_to_reference(centred - np.outer(centred @ axes[:, 0], axes[:, 0]), reference_ids)
+
+
+def bench_model(name: str, skip_sklearn: bool, clusters: int) -> dict[str, str]:
+    from scipy.stats import spearmanr
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
+    from glitchview.core.model.loading import finite_matrices
     from glitchview.core.model.sources import resolve
     from glitchview.core.model.vocab import build_token_table
     from glitchview.core.pipeline import open_model
     from glitchview.core.scores.clustering import inertia_of, kmeans
     from glitchview.core.scores.indicators import INDICATORS, ScoringInputs, own_center_distance
-    from glitchview.core.scores.projection import pca, umap_projection
+    from glitchview.core.scores.projection import pca
     from glitchview.core.scores.reference import choose_reference
 
-    resolve(args.model)  # assemble demo files before timing
-    timed("load, cold (GGUF conversion)", lambda: open_model(args.model))
-    model = timed("load, cached", lambda: open_model(args.model))
-    x = model.input_embeddings
-    print(f"{args.model}: {x.shape[0]} tokens x {x.shape[1]}", file=sys.stderr)
-    table = timed("token table", lambda: build_token_table(model.tokenizer, x.shape[0]))
-    ours = timed(f"k-means k={args.clusters} (GlitchView)", lambda: kmeans(x, args.clusters))
-    ref = choose_reference(table, own_center_distance(x, ours.labels, ours.centers))
-    inputs = ScoringInputs(x, model.unembedding, ours.labels, ours.centers, ref.ids)
-    for name, ind in INDICATORS.items():
-        timed(f"indicator {name}", lambda compute=ind.compute: compute(inputs))
-    mb = timed("k-means MiniBatchKMeans (sklearn)",
-               lambda: MiniBatchKMeans(args.clusters, random_state=0, n_init=3).fit(x))
-    inertias = {"GlitchView": ours.inertia, "MiniBatchKMeans": inertia_of(x, mb.labels_, mb.cluster_centers_)}
-    if not args.skip_sklearn:
-        full = timed("k-means KMeans(n_init=10) (sklearn)",
-                     lambda: KMeans(args.clusters, n_init=10, random_state=0).fit(x))
+    rows: dict[str, float] = {}
+    resolve(name)  # assemble demo files before timing
+    timed(rows, "load, cold", lambda: open_model(name))
+    model = timed(rows, "load, cached", lambda: open_model(name))
+    x, unembedding, _ = finite_matrices(model)
+    print(f"{name}: {x.shape[0]} tokens x {x.shape[1]}", file=sys.stderr)
+    table = timed(rows, "token table", lambda: build_token_table(model.tokenizer, x.shape[0]))
+    ours = timed(rows, "k-means (GlitchView)", lambda: kmeans(x, clusters, seed=0))
+    mb = timed(rows, "k-means MiniBatchKMeans(n_init=3)",
+               lambda: MiniBatchKMeans(clusters, random_state=0, n_init=3).fit(x))
+    inertias = {"GlitchView": inertia_of(x, ours.labels, ours.centers),
+                "MiniBatchKMeans(n_init=3)": inertia_of(x, mb.labels_, mb.cluster_centers_)}
+    if not skip_sklearn:
+        full = timed(rows, "k-means KMeans(n_init=10)", lambda: KMeans(clusters, n_init=10, random_state=0).fit(x))
         inertias["KMeans(n_init=10)"] = inertia_of(x, full.labels_, full.cluster_centers_)
-    timed("PCA (2 components)", lambda: pca(x, 2))
-    if not args.skip_umap:
-        timed("UMAP, fresh numba cache", lambda: umap_projection(x))
-        timed("UMAP, cached numba", lambda: umap_projection(x))
-
-    t = dict((label, secs) for label, secs, _ in ROWS)
-    print(f"\n## {args.model}: {x.shape[0]} x {x.shape[1]}, {os.cpu_count()} cores\n")
-    print("| step | seconds |\n|---|---:|")
-    for label, secs, _ in ROWS:
-        print(f"| {label} | {secs:.2f} |")
-    print("\n| ratio | value |\n|---|---:|")
-    print(f"| cold load / cached load | {t['load, cold (GGUF conversion)'] / t['load, cached']:.1f}x |")
-    ours_t = t[f"k-means k={args.clusters} (GlitchView)"]
-    if "KMeans(n_init=10)" in inertias:
-        print(f"| KMeans(n_init=10) time / ours | {t['k-means KMeans(n_init=10) (sklearn)'] / ours_t:.1f}x |")
-    print(f"| MiniBatchKMeans time / ours | {t['k-means MiniBatchKMeans (sklearn)'] / ours_t:.2f}x |")
-    if not args.skip_umap:
-        print(f"| UMAP fresh / cached numba | {t['UMAP, fresh numba cache'] / t['UMAP, cached numba']:.2f}x |")
+    ref = choose_reference(table, own_center_distance(x, ours.labels, ours.centers))
+    inputs = ScoringInputs(x, unembedding, ours.labels, ours.centers, ref.ids)
+    scores = {ind: timed(rows, f"indicator {ind}", lambda f=spec.compute: f(inputs)) for ind, spec in INDICATORS.items()}
+    old_pc1 = timed(rows, "unembedding_cosine_pc1, full eigen (before)",
+                    lambda: eigen_cosine_pc1(unembedding, ref.ids))
+    new_map = timed(rows, "PCA 2 components (randomized)", lambda: pca(x, 2)[0])
+    old_map = timed(rows, "PCA 2 components, full eigen (before)", lambda: eigen_pca(x))
+    new_pc1 = scores["unembedding_cosine_pc1"]
+    k = max(1, len(x) // 100)
+    top_overlap = len(set(np.argsort(new_pc1)[:k]) & set(np.argsort(old_pc1)[:k])) / k
+    map_corr = min(abs(np.corrcoef(new_map[:, c], old_map[:, c])[0, 1]) for c in range(2))
     best = min(inertias.values())
-    print("\n| k-means | inertia | vs best |\n|---|---:|---:|")
-    for name, value in inertias.items():
-        print(f"| {name} | {value:.6g} | {100 * (value / best - 1):+.3f}% |")
+    out = {
+        "shape": f"{x.shape[0]:,} x {x.shape[1]}",
+        "token table": f"{rows['token table']:.2f} s",
+        "k-means ours": f"{rows['k-means (GlitchView)']:.2f} s, inertia {100 * (inertias['GlitchView'] / best - 1):+.3f}%",
+        "MiniBatchKMeans(n_init=3)": f"{rows['k-means MiniBatchKMeans(n_init=3)']:.2f} s "
+        f"({rows['k-means MiniBatchKMeans(n_init=3)'] / rows['k-means (GlitchView)']:.2f}x ours), "
+        f"inertia {100 * (inertias['MiniBatchKMeans(n_init=3)'] / best - 1):+.3f}%",
+    }
+    if not skip_sklearn:
+        out["KMeans(n_init=10)"] = (f"{rows['k-means KMeans(n_init=10)']:.2f} s "
+                                    f"({rows['k-means KMeans(n_init=10)'] / rows['k-means (GlitchView)']:.1f}x ours), "
+                                    f"inertia {100 * (inertias['KMeans(n_init=10)'] / best - 1):+.3f}%")
+    new_t, old_t = rows["indicator unembedding_cosine_pc1"], rows["unembedding_cosine_pc1, full eigen (before)"]
+    out["unembedding_cosine_pc1"] = (f"{new_t:.2f} s vs {old_t:.2f} s before ({old_t / new_t:.1f}x); max abs diff "
+                                     f"{np.abs(new_pc1 - old_pc1).max():.1e}, Spearman {spearmanr(new_pc1, old_pc1)[0]:.6f}, "
+                                     f"top-1% overlap {top_overlap:.3f}")
+    new_t, old_t = rows["PCA 2 components (randomized)"], rows["PCA 2 components, full eigen (before)"]
+    out["PCA map"] = f"{new_t:.2f} s vs {old_t:.2f} s before ({old_t / new_t:.1f}x); |corr| of each axis >= {map_corr:.6f}"
+    out["indicators"] = ", ".join(f"{ind} {rows[f'indicator {ind}']:.2f}" for ind in INDICATORS)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("models", nargs="*", default=["smollm2", "minilm", "gemma3"])
+    parser.add_argument("--clusters", type=int, default=20)
+    parser.add_argument("--skip-sklearn", action="store_true", help="skip the slow KMeans(n_init=10) baseline")
+    args = parser.parse_args()
+    os.environ["GLITCHVIEW_CACHE_DIR"] = tempfile.mkdtemp(prefix="glitchview-bench-")
+    print(machine())
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores shared with other sessions)")
+    results = {name: bench_model(name, args.skip_sklearn, args.clusters) for name in args.models}
+    print(f"load average at end: {os.getloadavg()[0]:.2f}\n")
+    print("| step | " + " | ".join(results) + " |\n|---|" + "---|" * len(results))
+    for row in next(iter(results.values())):
+        print(f"| {row} | " + " | ".join(r[row] for r in results.values()) + " |")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,19 @@ def test_rows_like_the_unused_reference_rank_first(name: str) -> None:
     assert set(reference.tolist()) <= first
 
 
+def test_pc1_removed_cosine_equals_the_explicit_computation() -> None:
+    """The chunked, copy-free computation against the residual matrix built from a full eigen-decomposition."""
+    wide = (RNG.normal(0, 1, size=(N, 160)) * np.r_[6.0, np.linspace(2, 0.5, 159)]).astype(np.float32) + 2.0
+    reference = np.arange(100, 130)
+    centred = wide - wide.mean(axis=0, dtype=np.float64).astype(np.float32)
+    top = np.linalg.eigh(centred.T.astype(np.float64) @ centred)[1][:, -1].astype(np.float32)
+    residual = centred - np.outer(centred @ top, top)
+    ref = residual[reference].mean(axis=0)
+    expected = 1.0 - residual @ ref / np.linalg.norm(ref) / np.linalg.norm(residual, axis=1)
+    scores = compute_all(_inputs(wide, reference=reference), ["unembedding_cosine_pc1"])["unembedding_cosine_pc1"]
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+
+
 def test_unembedding_indicator_is_nan_without_reference_tokens() -> None:
     matrix, _ = _blobs()
     scores = compute_all(_inputs(matrix), ["unembedding_cosine"])["unembedding_cosine"]

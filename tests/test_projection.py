@@ -11,7 +11,7 @@ from sklearn.decomposition import PCA
 
 from glitchview.core.errors import Cancelled
 from glitchview.core.progress import CancelToken
-from glitchview.core.scores.projection import pca, umap_projection
+from glitchview.core.scores.projection import UmapRoute, pca, umap_projection
 
 
 def _blobs(n: int = 1200, d: int = 16, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -21,8 +21,9 @@ def _blobs(n: int = 1200, d: int = 16, k: int = 3) -> tuple[np.ndarray, np.ndarr
     return (centers[labels] + rng.normal(0, 1, size=(n, d))).astype(np.float32), labels
 
 
-def test_pca_matches_sklearn() -> None:
-    x, _ = _blobs()
+@pytest.mark.parametrize("d", [16, 256])  # 16: the covariance route; 256: the randomized subspace iteration
+def test_pca_matches_sklearn(d: int) -> None:
+    x, _ = _blobs(d=d)
     coords, ratio = pca(x, 2)
     ref = PCA(2).fit(x)
     expected = ref.transform(x)
@@ -42,6 +43,16 @@ def test_umap_separates_clusters() -> None:
     gaps = [np.linalg.norm(means[a] - means[b]) for a in range(3) for b in range(a + 1, 3)]
     assert min(gaps) > 2 * spread
     assert messages[-1] == "UMAP done"
+
+
+def test_umap_of_a_sample_places_every_point_and_is_reproducible() -> None:
+    x, labels = _blobs()
+    route = UmapRoute(sample=400)
+    coords = umap_projection(x, seed=3, route=route)
+    np.testing.assert_array_equal(coords, umap_projection(x, seed=3, route=route))
+    means = np.array([coords[labels == c].mean(0) for c in range(3)])
+    spread = max(coords[labels == c].std(0).max() for c in range(3))
+    assert min(np.linalg.norm(means[a] - means[b]) for a in range(3) for b in range(a + 1, 3)) > 2 * spread
 
 
 def test_umap_cancel_stops_within_a_second() -> None:

@@ -1,7 +1,7 @@
 """2-D maps of the embedding matrix: PCA at once, UMAP on request.
 
-PCA is an eigen-decomposition of the d x d covariance (one pass over the matrix, seconds on
-Gemma-3). UMAP runs on a PCA-50 reduction in a child process (`core.child`), so that a cancel
+PCA is a randomized subspace iteration (a few thin matrix products over the matrix, well under a
+second on Gemma-3 and seconds at 128k x 4,096). UMAP runs on a PCA-50 reduction in a child process (`core.child`), so that a cancel
 stops it at once and a crash of numba cannot take the application down; its numba compile cache
 lives in GlitchView's cache folder so only the first run ever compiles."""
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,49 +21,116 @@ from ..model.sources import cache_root
 from ..progress import CancelToken, ProgressFn, no_progress
 
 UMAP_INPUT_DIM = 50
+OVERSAMPLING = 6  # extra random directions: the top components converge in a few passes
+CONVERGED = 1e-9  # 1 - |cos| between successive estimates of every top axis
 
 
-def principal_axes(matrix: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(centred rows, top principal axes as columns, all covariance eigenvalues sorted descending),
-    from an eigen-decomposition of the d x d covariance."""
-    centred = matrix - matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
-    cov = (centred.T @ centred).astype(np.float64) / max(matrix.shape[0] - 1, 1)
-    values, vectors = np.linalg.eigh(cov)
-    order = np.argsort(values)[::-1]
-    return centred, vectors[:, order[:n_components]].astype(np.float32), values[order]
+def principal_axes(matrix: np.ndarray, n_components: int, seed: int = 0, max_iterations: int = 20
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(row mean, top principal axes as columns, their variances, total variance) by seeded
+    randomized subspace iteration on the covariance with a Rayleigh-Ritz step (Halko, Martinsson &
+    Tropp 2011), until the top axes stop turning: each pass is two thin n x d x (k + 6) products on
+    the implicitly centred matrix, instead of the O(n d^2) covariance, and no centred copy of the
+    matrix is made. A small gap between eigenvalues takes more passes than a large one (Gemma-3: 9,
+    MiniLM: 19); without a gap (a random matrix) the axes never settle and `max_iterations` ends it."""
+    n, d = matrix.shape
+    mean = matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
+    width = min(n_components + OVERSAMPLING, d)
+
+    def covariance_times(vectors: np.ndarray) -> np.ndarray:  # (X - 1 mean)^T (X - 1 mean) @ vectors
+        left = matrix @ vectors - mean @ vectors
+        return matrix.T @ left - np.outer(mean, left.sum(axis=0))
+
+    if 4 * 6 * width < d:  # a typical six passes of thin products cost less than building the covariance
+        basis = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, width)))[0].astype(np.float32)
+        previous = None
+        for _ in range(max_iterations):
+            product = covariance_times(basis)
+            values, vectors = np.linalg.eigh(basis.T.astype(np.float64) @ product.astype(np.float64))
+            order = np.argsort(values)[::-1][:n_components]
+            axes = basis.astype(np.float64) @ vectors[:, order]
+            if previous is not None and np.abs(np.einsum("ij,ij->j", previous, axes)).min() > 1.0 - CONVERGED:
+                break
+            previous, basis = axes, np.linalg.qr(product)[0]
+    else:  # many components of a narrow matrix: one pass building the covariance costs less
+        values, axes = np.linalg.eigh(_covariance(matrix, mean))
+        order = np.argsort(values)[::-1][:n_components]
+        axes = axes[:, order]
+    dof = max(n - 1, 1)
+    total = (float(np.einsum("ij,ij->", matrix, matrix, dtype=np.float64)) - n * float(mean @ mean)) / dof
+    return mean, axes.astype(np.float32), values[order] / dof, total
 
 
-def pca(matrix: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def _covariance(matrix: np.ndarray, mean: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """(X - 1 mean)^T (X - 1 mean) in float64, from centred row chunks (no centred copy of the matrix)."""
+    total = np.zeros((matrix.shape[1], matrix.shape[1]), dtype=np.float64)
+    for start in range(0, matrix.shape[0], chunk):
+        block = matrix[start:start + chunk] - mean
+        total += block.T @ block
+    return total
+
+
+def pca(matrix: np.ndarray, n_components: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Project rows onto the top principal components. Returns (coords, explained variance ratio)."""
-    centred, top, values = principal_axes(matrix, n_components)
+    mean, top, variances, total = principal_axes(matrix, n_components, seed)
     # fix each component's sign so that the projection is reproducible across runs
     signs = np.sign(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])])
     top *= np.where(signs == 0, 1.0, signs).astype(np.float32)
-    coords = centred @ top
-    total = float(values.sum())
-    ratio = values[:n_components] / total if total > 0 else np.zeros(min(n_components, len(values)))
+    coords = matrix @ top - mean @ top
+    ratio = variances / total if total > 0 else np.zeros(len(variances))
     return np.ascontiguousarray(coords, dtype=np.float32), ratio
 
 
-def _umap_child(in_path: str, out_path: str, seed: int, n_neighbors: int, min_dist: float,
-                cache_dir: str, progress: ProgressFn) -> None:
+@dataclass(frozen=True)
+class UmapRoute:
+    """How the UMAP-class map is made (bench/bench_map.py measures routes against umap-learn's defaults).
+    The kNN graph is built by pynndescent on every core (umap-learn builds it on one core once seeded),
+    then umap-learn lays out that precomputed graph, seeded (single-threaded, so reproducible), in
+    `epochs` epochs from a PCA start. With `sample`, only that many rows (seeded choice) are laid
+    out; every other row is placed at the distance-weighted mean of its nearest sampled rows."""
+
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    epochs: int = 100
+    init: str = "pca"
+    sample: int = 0
+
+
+def _umap_child(in_path: str, out_path: str, seed: int, route: UmapRoute, cache_dir: str,
+                progress: ProgressFn) -> None:
     os.environ["NUMBA_CACHE_DIR"] = cache_dir
-    progress(0.1, "loading UMAP (numba; compiled once, then cached)")
+    progress(0.05, "loading UMAP (numba; compiled once, then cached)")
     warnings.filterwarnings("ignore", message="n_jobs value")  # seeded UMAP is single-threaded by design
     try:
+        import pynndescent
         import umap
     except ImportError as exc:
         raise GlitchViewError(f"UMAP is not available in this installation ({exc}); PCA maps still work. "
                               f"Install it with: pip install umap-learn") from exc
 
     data = np.load(in_path)
-    progress(0.3, f"neighbour graph and layout of {data.shape[0]} points")
-    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
+    n = data.shape[0]
+    laid = (np.sort(np.random.default_rng(seed).choice(n, route.sample, replace=False))
+            if 0 < route.sample < n else np.arange(n))
+    progress(0.2, f"neighbour graph of {len(laid)} points (all cores)")
+    index = pynndescent.NNDescent(data[laid], n_neighbors=route.n_neighbors, random_state=seed,
+                                  n_jobs=os.cpu_count() or 1, low_memory=True)
+    progress(0.5, f"layout of {len(laid)} points, {route.epochs} epochs")
+    reducer = umap.UMAP(n_components=2, n_neighbors=route.n_neighbors, min_dist=route.min_dist, random_state=seed,
+                        n_epochs=route.epochs, init=route.init, precomputed_knn=(*index.neighbor_graph, None),
                         low_memory=True, tqdm_kwds={"disable": True})
-    np.save(out_path, reducer.fit_transform(data).astype(np.float32))
+    coords = np.empty((n, 2), dtype=np.float32)
+    coords[laid] = reducer.fit_transform(data[laid])
+    rest = np.setdiff1d(np.arange(n), laid)
+    if rest.size:
+        progress(0.9, f"placing the other {rest.size} points by their nearest laid-out neighbours")
+        ids, dists = index.query(data[rest], k=route.n_neighbors)
+        weights = 1.0 / np.maximum(dists, 1e-6)
+        coords[rest] = (coords[laid][ids] * weights[:, :, None]).sum(1) / weights.sum(1, keepdims=True)
+    np.save(out_path, coords)
 
 
-def umap_projection(matrix: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
+def umap_projection(matrix: np.ndarray, seed: int = 0, route: UmapRoute = UmapRoute(),
                     progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> np.ndarray:
     """UMAP of the rows (on their PCA-50 reduction), cancellable at any moment."""
     progress(0.02, f"PCA-{UMAP_INPUT_DIM} reduction for UMAP")
@@ -72,8 +140,7 @@ def umap_projection(matrix: np.ndarray, seed: int = 0, n_neighbors: int = 15, mi
     with tempfile.TemporaryDirectory(prefix="glitchview-umap-") as tmp:
         in_path, out_path = str(Path(tmp) / "in.npy"), str(Path(tmp) / "out.npy")
         np.save(in_path, reduced)
-        run_in_child(_umap_child, (in_path, out_path, seed, n_neighbors, min_dist, str(numba_cache)), "UMAP",
-                     progress, cancel)
+        run_in_child(_umap_child, (in_path, out_path, seed, route, str(numba_cache)), "UMAP", progress, cancel)
         coords = np.load(out_path)
     progress(1.0, "UMAP done")
     return coords
