@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=500)
     parser.add_argument("--agreement", type=int, default=150, help="suspects and ordinary tokens each")
     parser.add_argument("--engine", help="compare these engines with torch float32 (torch,llamacpp,server)")
+    parser.add_argument("--speed-only", action="store_true", help="stop after the tokens/s table")
     args = parser.parse_args()
     if args.engine:
         for name in args.models.split(","):
@@ -39,14 +40,19 @@ def main() -> None:
 
     import numpy as np
     import torch
+    from machine import machine
 
     from glitchview.cli import format_quality
     from glitchview.core.pipeline import scan
-    from glitchview.core.verify.probing import load_probe_model, verify_tokens
+    from glitchview.core.verify.probing import MODES, ProbeMode, load_probe_model, verify_tokens
     from glitchview.core.verify.quality import verification_ids
     from glitchview.core.verify.templates import default_templates, encode_template, fill, repetition_text
     from glitchview.core.verify.verdicts import Verdict, is_glitch, summary
 
+    print(f"Machine: {machine()}")
+    # the previous full test (four prompts, before the quoted copy replaced two of them), timed beside today's
+    MODES["full-previous"] = ProbeMode("full-previous", 3, ("repeat-device", "what-means", "repeat-after-me",
+                                                            "what-means-answer"), 3, 32)
     for name in args.models.split(","):
         model, analysis = scan(name)
         probe = load_probe_model(model)
@@ -59,7 +65,8 @@ def main() -> None:
               flush=True)
 
         # baseline: per token, one `generate` call (30 new tokens) on each of the full test's prompts
-        templates = [encode_template(probe.tokenizer, repetition_text(t, 36)) for t in default_templates()["repetition"]]
+        specs = {t["name"]: t for t in default_templates()["repetition"]}
+        templates = [encode_template(probe.tokenizer, repetition_text(specs[t], 36)) for t in MODES["full"].templates]
         start = time.perf_counter()
         with torch.inference_mode():
             for token in ids[:4]:
@@ -68,12 +75,21 @@ def main() -> None:
                                          do_sample=False, pad_token_id=0)
         base_rate = 4 / (time.perf_counter() - start)
         full = verify_tokens(probe, ids[:96], "full")
+        previous = verify_tokens(probe, ids[:96], "full-previous")
         fast = verify_tokens(probe, ids, "fast", confirm=False)  # the screening alone: normal or suspect
         print("| method | tokens/s | vs per-token generate |\n|---|---:|---:|")
-        print(f"| per-token `generate`, 30 new tokens on each of the 3 prompts (baseline) | {base_rate:.2f} | 1.0x |")
-        print(f"| batched full test ({len(full.templates)} prompts) | {full.tokens_per_second:.2f} | {full.tokens_per_second / base_rate:.1f}x |")
+        print(f"| per-token `generate`, 30 new tokens on each of the full test's {len(templates)} prompts (baseline) | "
+              f"{base_rate:.2f} | 1.0x |")
+        print(f"| batched full test, previous ({len(previous.templates)} prompts) | {previous.tokens_per_second:.2f} | "
+              f"{previous.tokens_per_second / base_rate:.1f}x |")
+        print(f"| batched full test ({len(full.templates)} prompts: {', '.join(full.templates)}) | "
+              f"{full.tokens_per_second:.2f} | {full.tokens_per_second / base_rate:.1f}x |")
         print(f"| batched fast screening | {fast.tokens_per_second:.1f} | {fast.tokens_per_second / base_rate:.0f}x |")
         print(f"\npeak memory (process so far): {peak_mb():,.0f} MB")
+        same = float((is_glitch(previous.verdicts) == is_glitch(full.verdicts)).mean())
+        print(f"previous against today's full test, glitch or not, on the same {len(full.ids)} tokens: {same:.1%} agree")
+        if args.speed_only:
+            continue
 
         full_all = verify_tokens(probe, ids, "full")
         glitch_full = is_glitch(full_all.verdicts)

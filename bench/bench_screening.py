@@ -3,7 +3,7 @@ full test on its suspects, as `verify_tokens(..., "fast")` runs it) against the 
 token of one set: the top suspects of the recommended score plus random ordinary tokens.
 Reports the false-glitch rate (pipeline glitch where the full test says normal, per normal token),
 the glitch tokens the screening lets through as normal, and the time of each route, from the same run.
-Run: `python bench/bench_screening.py [--model smollm2] [--top 150] [--sample 150]`."""
+Run: `python bench/bench_screening.py [--model smollm2] [--top 500] [--sample 500]` (1,000 tokens)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--top", type=int, default=150, help="top suspects of glitch_score")
-    parser.add_argument("--sample", type=int, default=150, help="random ordinary tokens")
+    parser.add_argument("--top", type=int, default=500, help="top suspects of glitch_score")
+    parser.add_argument("--sample", type=int, default=500, help="random ordinary tokens")
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()
 

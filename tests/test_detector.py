@@ -8,7 +8,7 @@ import pytest
 from tiny_models import TinyModel
 
 from glitchview.core.pipeline import ScanSettings, scan
-from glitchview.core.scores.detector import fit_detector, pick_to_verify, token_features
+from glitchview.core.scores.detector import fit_detector, learn, pick_to_verify, token_features
 from glitchview.core.verify.verdicts import Verdict
 
 
@@ -42,3 +42,26 @@ def test_tokens_to_verify_are_new_and_informative(analysis) -> None:
     picked = pick_to_verify(analysis, 30, already, seed=1)
     assert len(picked) == 30 and not already[picked].any() and not analysis.known_unused[picked].any()
     assert analysis.top("glitch_score", 6)[-1] in picked  # the next top suspect is worth verifying
+
+
+def test_learning_rounds_stay_out_of_the_held_out_tokens(analysis, tiny_hf: TinyModel) -> None:
+    """Two rounds within the budget: indicator tops and random, then where the first fit is least sure;
+    never a held-out token. The labels are the tiny model's planted rows."""
+    planted = np.zeros(len(analysis), dtype=bool)
+    planted[list(tiny_hf.planted)] = True
+    held = np.zeros(len(analysis), dtype=bool)
+    held[1::2] = True
+    held[planted] = False  # every planted row stays learnable
+    rounds: list[np.ndarray] = []
+
+    def verify(ids: np.ndarray) -> None:
+        rounds.append(ids)
+        analysis.ensure_verdicts().record(ids, np.where(planted[ids], Verdict.GLITCH, Verdict.NORMAL).astype(np.int8),
+                                          np.where(planted[ids], 0.0, 0.9), [""] * len(ids))
+
+    analysis.verdicts = None
+    result = learn(analysis, verify, 60, held, seed=2, k=5, kind="boosting")
+    assert [len(r) for r in rounds] == [40, 20] and not held[np.concatenate(rounds)].any()
+    assert len(np.unique(np.concatenate(rounds))) == 60 and result.n_train == 60
+    assert result.scores.shape == (len(analysis),) and result.weights == []  # trees report no coefficients
+    analysis.verdicts = None

@@ -64,7 +64,7 @@ def test_ordinary_tokens_are_not_glitches(smollm2) -> None:
         result = verify_tokens(probe, ids, mode)
         assert [VERDICTS[v] for v in result.verdicts] == ["normal", "normal"], result.reasons
         assert (result.max_prob > 0.1).all()
-        assert result.prompt_probs.shape == (2, 1 if mode == "fast" else 4)
+        assert result.prompt_probs.shape == (2, 1 if mode == "fast" else 3)
 
 
 def test_planted_untrained_token_is_verified_glitch(planted_model) -> None:
@@ -78,8 +78,9 @@ def test_planted_untrained_token_is_verified_glitch(planted_model) -> None:
 
 
 def test_the_full_test_lets_the_model_answer(smollm2) -> None:
-    """Word pieces the short repetition prompts under-elicit turn up in the model's own answer (`inalg`
-    as "Linalg", ` case`); `<|endoftext|>` is reproduced by no prompt."""
+    """Word pieces the repetition prompt under-elicits turn up in the model's own answer (`inalg` as
+    "Linalg", ` case`) and in a copy between quotes after a few examples; `<|endoftext|>` is reproduced
+    by no prompt."""
     model, probe = smollm2
     ids = [model.tokenizer.token_to_id(t) for t in ("inalg", "Ġcase", "<|endoftext|>")]
     result = verify_tokens(probe, ids, "full")
@@ -87,6 +88,8 @@ def test_the_full_test_lets_the_model_answer(smollm2) -> None:
     assert Verdict(result.verdicts[2]) in GLITCH_VERDICTS, result.reasons[2]
     names = list(result.templates)
     assert (result.prompt_probs[:2, names.index("what-means-answer")] > 0.1).all()  # the answer writes them
+    assert (result.prompt_probs[:2, names.index("copy-quoted-examples")] > 0.1).all()  # and so does the copy
+    assert (result.prompt_probs[:2, names.index("repeat-device")] < 0.01).all()  # the device prompt alone does not
 
 
 def test_screening_never_calls_a_glitch_without_the_full_test(planted_model) -> None:

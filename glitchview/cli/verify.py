@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_hunt(args: argparse.Namespace) -> int:
     """Verify `--budget` informative tokens, fit the learning detector, verify the top of its new ranking."""
     from ..core.pipeline import open_model
-    from ..core.scores.detector import fit_detector, pick_to_verify
+    from ..core.scores.detector import learn
     from ..core.store.analysis_file import save_analysis
     from ..core.verify.engines import load_engine
     from ..core.verify.probing import verify_tokens
@@ -138,15 +139,21 @@ def cmd_hunt(args: argparse.Namespace) -> int:
 
     choice = engine_choice(args)
     bars = StepBars()
+    learnt: list[np.ndarray] = []
     try:
         model = open_model(args.model, sub_progress(bars, 0.0, 0.2))
         probe = load_engine(model, choice)
         analysis, origin = _saved_or_new_analysis(model, args, sub_progress(bars, 0.2, 0.4))
         verdicts = analysis.ensure_verdicts()
-        ids = pick_to_verify(analysis, args.budget, is_verified(verdicts.verdict), args.seed)
-        learn = verify_tokens(probe, ids, "fast", sub_progress(bars, 0.4, 0.8))
-        verdicts.record(learn.ids, learn.verdicts, learn.max_prob, learn.reasons)
-        detector = fit_detector(analysis, verdicts.verdict, args.check, seed=args.seed)
+
+        def verify(ids: np.ndarray) -> None:  # screening confirmed by the full test, recorded in the analysis
+            result = verify_tokens(probe, ids, "fast", sub_progress(bars, 0.4, 0.8))
+            verdicts.record(result.ids, result.verdicts, result.max_prob, result.reasons)
+            learnt.append(result.verdicts)
+
+        start = time.perf_counter()
+        detector = learn(analysis, verify, args.budget, np.zeros(len(analysis), dtype=bool), args.seed, args.check)
+        learn_s = time.perf_counter() - start
         order = np.argsort(-detector.scores, kind="stable")
         fresh = order[~is_verified(verdicts.verdict)[order] & ~analysis.known_unused[order]][: args.check]
         check = verify_tokens(probe, fresh, "full", sub_progress(bars, 0.8, 1.0))
@@ -155,8 +162,10 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         bars.close()
     out = sys.stdout
     out.write(f"\nModel {model.source.display_name}: {origin}\n")
-    out.write(f"Verified {len(ids)} chosen tokens ({learn.mode}; {probe.description}; {learn.seconds:.0f} s): "
-              f"{summary(learn.verdicts)}\n")
+    chosen = np.concatenate(learnt)
+    out.write(f"Verified {len(chosen)} chosen tokens in two rounds (indicator tops and random, then where the detector "
+              f"was least sure; screening confirmed by the full test; {probe.description}; {learn_s:.0f} s): "
+              f"{summary(chosen)}\n")
     out.write(f"Detector fitted on {detector.n_train} decided tokens ({detector.n_glitch} glitch); largest weights: "
               + ", ".join(f"{name} {w:+.2f}" for name, w in detector.weights) + "\n")
     out.write(f"\nPrecision@{args.check} among held-out verified tokens (out-of-fold ranking of the same tokens):\n")

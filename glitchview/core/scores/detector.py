@@ -11,6 +11,7 @@ which `hunt` verifies afresh."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,19 +19,21 @@ import numpy as np
 
 from ..analysis import Analysis
 from ..model.vocab import CATEGORIES, FLAGS
-from ..verify.verdicts import DECIDED_VERDICTS, is_glitch
+from ..verify.verdicts import DECIDED_VERDICTS, is_glitch, is_verified
 from .indicators import suspicion_percentile
 
 
 def token_features(analysis: Analysis) -> tuple[np.ndarray, list[str]]:
-    """One row per token: each indicator as a percentile from its low end (so both ends are usable),
-    the flags, the category (one-hot) and the log byte length."""
+    """One row per token: each indicator as a percentile from its low end and as its distance from the
+    middle (so both ends are usable by a linear model), the flags, the category (one-hot), the log byte
+    length and the token's place in the vocabulary (BPE merges learnt late are rarer in the training text)."""
     table = analysis.table
     columns: list[np.ndarray] = []
     names: list[str] = []
     for name, scores in analysis.scores.items():
-        columns.append(suspicion_percentile(scores, "low"))
-        names.append(f"{name} (percentile from low)")
+        percentile = suspicion_percentile(scores, "low")
+        columns += [percentile, np.abs(percentile - 0.5)]
+        names += [f"{name} (percentile from low)", f"{name} (either end)"]
     for flag in FLAGS:
         columns.append(table.flags[flag].astype(np.float64))
         names.append(f"flag {flag}")
@@ -39,33 +42,56 @@ def token_features(analysis: Analysis) -> tuple[np.ndarray, list[str]]:
         names.append(f"category {category}")
     columns.append(np.log1p(np.fromiter((len(b) for b in table.token_bytes), dtype=np.float64, count=len(table))))
     names.append("log byte length")
+    columns.append(np.arange(len(table), dtype=np.float64) / max(len(table) - 1, 1))
+    names.append("id / vocabulary size")
     return np.column_stack(columns), names
 
 
 def pick_to_verify(analysis: Analysis, budget: int, already: np.ndarray, seed: int = 0,
-                   top_share: float = 2 / 3) -> np.ndarray:
-    """`budget` tokens worth verifying: the tops of every indicator in turn (where the glitch tokens and
-    the hard look-alikes are) and a random sample of the rest (the base rate); never tokens already
-    verified, known unused ones or rows without a token."""
+                   top_share: float = 2 / 3, scores: np.ndarray | None = None) -> np.ndarray:
+    """`budget` tokens worth verifying, never tokens already verified (or excluded through `already`),
+    known unused ones or rows without a token. Without detector `scores`: the tops of every indicator in
+    turn (where the glitch tokens and the hard look-alikes are) and a random sample of the rest (the base
+    rate). With `scores` (a detector fitted on the verdicts so far): the tokens it is least sure of
+    (P(glitch) nearest 0.5, uncertainty sampling) instead of the indicator tops."""
     usable = ~already & ~analysis.known_unused & ~analysis.table.flags["no_token"]
-    orders = [order[usable[order]] for order in (analysis.ranking(name).order for name in analysis.scores)]
-    chosen: list[int] = []
-    seen = set()
-    depth = 0
-    while len(chosen) < int(budget * top_share) and depth < len(analysis):
-        for order in orders:
-            if depth < len(order) and int(order[depth]) not in seen:
-                seen.add(int(order[depth]))
-                chosen.append(int(order[depth]))
-        depth += 1
-    chosen = chosen[: int(budget * top_share)]
+    n_top = int(budget * top_share)
+    if scores is not None:
+        candidates = np.flatnonzero(usable)
+        chosen = candidates[np.argsort(np.abs(scores[candidates] - 0.5), kind="stable")[:n_top]].tolist()
+    else:
+        chosen = _indicator_tops(analysis, usable, n_top)
     rest = np.setdiff1d(np.flatnonzero(usable), np.asarray(chosen, dtype=np.int64))
     rng = np.random.default_rng(seed)
     sample = rng.choice(rest, min(budget - len(chosen), len(rest)), replace=False)
     return np.unique(np.concatenate([np.asarray(chosen, dtype=np.int64), sample]))
 
 
-def _classifier() -> Any:
+def _indicator_tops(analysis: Analysis, usable: np.ndarray, n: int) -> list[int]:
+    """The first `n` distinct usable tokens taking the tops of every indicator in turn."""
+    orders = [order[usable[order]] for order in (analysis.ranking(name).order for name in analysis.scores)]
+    chosen: list[int] = []
+    seen = set()
+    depth = 0
+    while len(chosen) < n and depth < len(analysis):
+        for order in orders:
+            if depth < len(order) and int(order[depth]) not in seen:
+                seen.add(int(order[depth]))
+                chosen.append(int(order[depth]))
+        depth += 1
+    return chosen[:n]
+
+
+CLASSIFIERS = ("logistic", "boosting")
+
+
+def _classifier(kind: str = "logistic") -> Any:
+    """A class-balanced logistic regression on standardised features, or shallow gradient-boosted trees."""
+    if kind == "boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(max_depth=3, learning_rate=0.05, max_iter=200, l2_regularization=1.0,
+                                              class_weight="balanced", random_state=0)
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -84,7 +110,7 @@ class DetectorResult:
 
 
 def fit_detector(analysis: Analysis, verdicts: np.ndarray, k: int = 50, folds: int = 5,
-                 seed: int = 0) -> DetectorResult:
+                 seed: int = 0, kind: str = "logistic") -> DetectorResult:
     """Fit on the decided verdicts (glitch or normal), score every token, and measure out-of-fold:
     every verified token gets a score from a model that did not see it; precision at k of that ranking
     of the verified tokens is set beside each indicator's ranking of the same tokens."""
@@ -98,17 +124,36 @@ def fit_detector(analysis: Analysis, verdicts: np.ndarray, k: int = 50, folds: i
                          f"to fit a detector: verify more")
     out_of_fold = np.empty(len(train))
     for fit_rows, test_rows in StratifiedKFold(folds, shuffle=True, random_state=seed).split(train, labels):
-        model = _classifier().fit(features[train[fit_rows]], labels[fit_rows])
+        model = _classifier(kind).fit(features[train[fit_rows]], labels[fit_rows])
         out_of_fold[test_rows] = model.predict_proba(features[train[test_rows]])[:, 1]
     held_out = {"detector (out-of-fold)": _precision_at(np.argsort(-out_of_fold, kind="stable"), labels, k)}
     for name in analysis.scores:
         rank = analysis.ranking(name).rank[train]
         held_out[name] = _precision_at(np.argsort(rank, kind="stable"), labels, k)
-    model = _classifier().fit(features[train], labels)
-    coefficients = model[-1].coef_[0]
-    top = np.argsort(-np.abs(coefficients))[:6]
-    return DetectorResult(model.predict_proba(features)[:, 1], len(train), int(labels.sum()), held_out, k,
-                          [(names[i], float(coefficients[i])) for i in top])
+    model = _classifier(kind).fit(features[train], labels)
+    weights: list[tuple[str, float]] = []
+    if kind == "logistic":
+        coefficients = model[-1].coef_[0]
+        weights = [(names[i], float(coefficients[i])) for i in np.argsort(-np.abs(coefficients))[:6]]
+    return DetectorResult(model.predict_proba(features)[:, 1], len(train), int(labels.sum()), held_out, k, weights)
+
+
+def learn(analysis: Analysis, verify: Callable[[np.ndarray], np.ndarray], budget: int, already: np.ndarray,
+          seed: int = 0, k: int = 50, kind: str = "logistic") -> DetectorResult:
+    """Two rounds of learning within `budget` verifications: two thirds from the tops of every indicator
+    and at random, then the rest where a detector fitted on every verdict so far is least sure; the
+    detector is fitted on all. `verify(ids)` verifies tokens and records their verdicts in the analysis;
+    `already` marks tokens not to pick (verified ones, or ones held out from learning)."""
+    verdicts = analysis.ensure_verdicts()
+    first = budget - budget // 3
+    verify(pick_to_verify(analysis, first, already | is_verified(verdicts.verdict), seed))
+    try:
+        scores = fit_detector(analysis, verdicts.verdict, k, seed=seed, kind=kind).scores
+    except ValueError:  # too few glitch tokens yet to know where the detector is unsure
+        scores = None
+    verify(pick_to_verify(analysis, budget - first, already | is_verified(verdicts.verdict), seed + 1,
+                          top_share=0.5 if scores is not None else 2 / 3, scores=scores))
+    return fit_detector(analysis, verdicts.verdict, k, seed=seed, kind=kind)
 
 
 def _precision_at(order: np.ndarray, labels: np.ndarray, k: int) -> float:

@@ -38,7 +38,7 @@ class ProbeMode:
 
 
 MODES = {
-    "full": ProbeMode("full", 3, ("repeat-device", "what-means", "repeat-after-me", "what-means-answer"), 3, 32),
+    "full": ProbeMode("full", 3, ("repeat-device", "what-means-answer", "copy-quoted-examples"), 3, 32),
     "fast": ProbeMode("fast", 3, ("repeat-device",), 2, 64),
 }
 
