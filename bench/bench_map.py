@@ -20,7 +20,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from machine import machine
+from machine import machine  # noqa: E402
 
 PROBE = 5_000
 
