@@ -6,7 +6,9 @@ map for pan, zoom, recolour and selection highlight, against pyqtgraph's Scatter
 shared brushes drawing the same points (the usual fast path); table sort time on all rows, and
 against a QSortFilterProxyModel sorting the same model on a 32,768-row slice; the largest event-loop
 gap during sort, find, filter and selection, against the same work done on the GUI thread.
-Run: `python bench/bench_gui.py [MODEL]` (default gemma3; needs its package, see `make bench`)."""
+Run: `python bench/bench_gui.py [MODEL]` (default gemma3; needs its package, see `make bench`), or
+`python bench/bench_gui.py --synthetic 8b` for a Llama-3-8B-shaped checkpoint (128,256 x 4,096, bf16,
+sharded, written to a temporary folder by `synthetic_checkpoint.py`)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,26 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def model_argument() -> str:
+    """The model to open: a name or path, or a synthetic checkpoint of a real shape written now."""
+    if sys.argv[1:2] == ["--synthetic"]:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from synthetic_checkpoint import SHAPES, write_checkpoint
+
+        folder = tempfile.mkdtemp(prefix=f"glitchview-{sys.argv[2]}-")
+        print(f"writing the {sys.argv[2]}-shaped checkpoint into {folder} (not timed)…", file=sys.stderr)
+        write_checkpoint(Path(folder), *SHAPES[sys.argv[2]])
+        return folder
+    return sys.argv[1] if len(sys.argv) > 1 else "gemma3"
+
+
 def main() -> None:
-    model_name = sys.argv[1] if len(sys.argv) > 1 else "gemma3"
+    model_name = model_argument()
     os.environ.setdefault("GLITCHVIEW_CACHE_DIR", os.path.join(tempfile.gettempdir(), "glitchview-bench-cache"))
     import numpy as np
     import pyqtgraph as pg
@@ -63,7 +79,11 @@ def main() -> None:
     window.open_model(model_name, fresh=True)  # the full analysis, not the cached one
     busy = probe(None, until=lambda: window.session is not None and not window.jobs.busy)
     n = len(window.session)
-    print(f"\n## Window benchmark: {model_name}, {n:,} points, 1600 x 1000 offscreen\n")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from machine import machine
+
+    print(f"\n## Window benchmark: {model_name}, {n:,} points, 1600 x 1000 offscreen\n\nmachine: {machine()}, "
+          f"load average {os.getloadavg()[0]:.1f}\n")
     print("| event loop (10 ms timer) | max gap ms | p99 gap ms |\n|---|---:|---:|")
     for label, gaps in (("idle", idle), ("during the full analysis", busy)):
         print(f"| {label} | {max(gaps):.0f} | {np.percentile(gaps, 99):.0f} |")
