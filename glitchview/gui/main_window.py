@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QSplitter
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QScrollArea, QSplitter
 
 from ..core import operations
 from ..core.pipeline import ScanSettings
@@ -75,6 +75,8 @@ class MainWindow(QMainWindow):
         self.table = TokenTable(self.hub, self.jobs)
         self.table.setMinimumWidth(340)
         self.settings_panel = SettingsPanel(self.hub)
+        settings = QScrollArea(widgetResizable=True, frameShape=QScrollArea.Shape.NoFrame)
+        settings.setWidget(self.settings_panel)  # its engine rows must not set the window's minimum height
         self.detail = TokenDetail(self.hub)
         self.prompt = PromptPanel(self.hub, self.jobs)
         self.quality = QualityPanel(self.hub)
@@ -86,7 +88,7 @@ class MainWindow(QMainWindow):
         areas = Qt.DockWidgetArea
         self.docks: dict[str, QDockWidget] = {}
         for key, title, widget, area in (("table", "Outlier table", self.table, areas.RightDockWidgetArea),
-                                         ("settings", "Analysis", self.settings_panel, areas.RightDockWidgetArea),
+                                         ("settings", "Analysis", settings, areas.RightDockWidgetArea),
                                          ("quality", "Indicator quality", self.quality, areas.RightDockWidgetArea),
                                          ("detail", "Token · prompts", bottom, areas.BottomDockWidgetArea)):
             dock = QDockWidget(title, self, objectName=key)
