@@ -2,7 +2,8 @@
 shards, placeholders in the middle shards, 300 planted under-trained rows) is written to a temporary
 folder, then, each in a fresh process: the open (new sharded reader, and the previous whole-tensor
 reader as the baseline, same run), open -> first map (PCA), the full analysis, peak memory, and the
-recall of the planted rows in the top 1% of glitch_score.
+recall of the planted rows in the top 1% of glitch_score. For the 8B shape the same matrices are then
+written as a Q4_K GGUF (llama.cpp's quantiser) and analysed the same way, by the direct GGUF reader.
 Run: `python bench/bench_scale.py [8b|70b ...]` (8b by default; 70b needs ~16 GB and minutes)."""
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from machine import machine  # noqa: E402
-from synthetic_checkpoint import SHAPES, write_checkpoint  # noqa: E402
+from synthetic_checkpoint import SHAPES, write_checkpoint, write_gguf  # noqa: E402
+
+GGUF_SHAPES = {"8b"}  # the shapes also measured as a Q4_K GGUF file
 
 
 def _child(args: list[str], cache: Path) -> dict:
@@ -68,12 +71,23 @@ def bench(shape: str) -> None:
             fig = _child([str(HERE / "peak_open.py"), str(model.folder), path], root / f"cache-{path}")
             print(f"  open, {path:3s} reader: {fig['seconds']:6.1f} s, added peak {fig['added_peak'] / 2**30:5.2f} GB "
                   f"({fig['added_peak'] / (rows * dim * 4):.2f}x the float32 embedding matrix)")
-        fig = _child([__file__, "--analyse", str(model.folder), str(root / "planted.npy")], root / "cache-scan")
-        print(f"  open {fig['open']:.1f} s -> first map {fig['first_map']:.1f} s -> full analysis "
-              f"{fig['analysis']:.1f} s; peak RSS {fig['peak'] / 2**30:.2f} GB; planted recall in the top 1% "
-              f"of glitch_score: {fig['recall']:.3f}")
-        steps = ", ".join(f"{k} {v:.1f}" for k, v in fig["timings"].items())
-        print(f"  analysis steps (s): {steps}")
+        _analysis(model.folder, root, "scan")
+        if shape in GGUF_SHAPES:
+            start = time.perf_counter()
+            gguf = write_gguf(root / "model.gguf", rows, dim)
+            print(f"  GGUF, token_embd and output Q4_K (llama.cpp's quantiser), same planted rows: "
+                  f"{gguf.folder.stat().st_size / 2**30:.2f} GB, written in {time.perf_counter() - start:.0f} s")
+            _analysis(gguf.folder, root, "gguf")
+
+
+def _analysis(path: Path, root: Path, name: str) -> None:
+    """The analysis of `path` in a fresh process with an empty cache, one figure line and its steps."""
+    fig = _child([__file__, "--analyse", str(path), str(root / "planted.npy")], root / f"cache-{name}")
+    print(f"  {path.name}: open {fig['open']:.1f} s -> first map {fig['first_map']:.1f} s -> full analysis "
+          f"{fig['analysis']:.1f} s; peak RSS {fig['peak'] / 2**30:.2f} GB; planted recall in the top 1% "
+          f"of glitch_score: {fig['recall']:.3f}")
+    steps = ", ".join(f"{k} {v:.1f}" for k, v in fig["timings"].items())
+    print(f"  analysis steps (s): {steps}")
 
 
 if __name__ == "__main__":
