@@ -47,7 +47,9 @@ def wait_for_threads(seconds: float) -> bool:
     return not live_threads()
 
 
-def _run_job(job_id: int, job: Job, cancel: CancelToken, post: Callable[..., None], runner: JobRunner) -> None:
+def _run_job(job_id: int, job: Job, cancel: CancelToken, runner: JobRunner) -> None:
+    post = runner.post
+
     def progress(fraction: float, message: str) -> None:
         post(runner._on_progress, job_id, float(fraction), message)
 
@@ -107,7 +109,7 @@ class JobRunner(QObject):
         if not was_busy:
             self.busyChanged.emit(lane, True)
         thread = threading.Thread(target=_run_job, name=f"glitchview {name}", daemon=True,
-                                  args=(self._next_id, job, self._running[lane].cancel, self.post, self))
+                                  args=(self._next_id, job, self._running[lane].cancel, self))
         _threads.add(thread)
         thread.start()
         self._timer.start()
