@@ -142,11 +142,11 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     """End the pool at once: queued units are dropped and running workers terminated (Python 3.11 has no
     public call for the latter; `terminate_workers` arrives in 3.14)."""
     workers = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
     for process in workers:
         process.terminate()
     for process in workers:
         process.join(timeout=5)
+    pool.shutdown(wait=True, cancel_futures=True)  # its manager thread ends once the workers are gone
 
 
 def count_corpus(tokenizer_path: Path, n_rows: int, paths: list[Path], column: str = TEXT_FIELD,
