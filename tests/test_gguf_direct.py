@@ -178,3 +178,32 @@ def test_smollm2_reads_as_the_whole_model_conversion_did() -> None:
     new, ids = model.tokenizer, list(range(model.input_embeddings.shape[0]))
     assert [new.id_to_token(i) for i in ids] == old.convert_ids_to_tokens(ids)
     assert new.decode_batch([[i] for i in ids]) == old.backend_tokenizer.decode_batch([[i] for i in ids])
+
+
+def test_tokenizer_failure_while_dequantising_is_one_clear_error_and_leaves_no_cache(tmp_path: Path) -> None:
+    """The tokenizer is built in a child process while the matrices are dequantised: its failure
+    still ends the open with its own message, and no half-built folder is left in the cache."""
+    from glitchview.core.model.sources import cache_root
+
+    path = write_matrix_gguf(tmp_path / "no-tokenizer.gguf", _reference(Q.Q8_0, rows=2048), Q.Q8_0)
+    with pytest.raises(ModelLoadError, match="no tokenizer can be built from its metadata"):
+        load_model(resolve(str(path)))
+    assert not any((cache_root() / "models").glob("*/tokenizer.json"))
+    assert not list((cache_root() / "models").glob(".staging-*"))
+
+
+def test_cancel_during_the_open_ends_the_tokenizer_child(tmp_path: Path) -> None:
+    import threading
+
+    from glitchview.core.errors import Cancelled
+    from glitchview.core.model.sources import cache_root
+    from glitchview.core.progress import CancelToken
+
+    tiny = write_gguf(tmp_path / "q8.gguf", qtype=Q.Q8_0)
+    cancel = CancelToken()
+    threading.Timer(0.3, cancel.cancel).start()  # the child is still importing transformers then
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(Cancelled):
+        load_model(resolve(str(tiny.path)), cancel=cancel)
+    assert not [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("gguf-tokenizer")]
+    assert not any((cache_root() / "models").glob("*/tokenizer.json")), "the child ran on to the end"

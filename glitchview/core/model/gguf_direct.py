@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,22 +79,30 @@ def _quant_type(path: Path, tensor: GgufTensor) -> Any:
             f"package; update gguf or use a file with another quantisation") from None
 
 
-def dequantise(path: Path, header: GgufHeader, tensor: GgufTensor) -> np.ndarray:
-    """One 2-D tensor as float32, dequantised from the memory map in row chunks."""
-    from importlib.metadata import version
-
+def _row_bytes(path: Path, tensor: GgufTensor) -> int:
+    """Bytes per stored row of a matrix tensor, after checking its type and shape (no data read)."""
     from gguf import GGML_QUANT_SIZES
-    from gguf.quants import dequantize
 
     qtype = _quant_type(path, tensor)
     if len(tensor.shape) != 2:
         raise NoEmbeddingError(f"{path.name}: {tensor.name} is not a matrix (shape {tensor.shape})")
-    rows, cols = tensor.shape
     block, block_bytes = GGML_QUANT_SIZES[qtype]
-    if cols % block:
-        raise ModelLoadError(f"cannot read GGUF file {path}: {tensor.name} rows of {cols} values "
+    if tensor.shape[1] % block:
+        raise ModelLoadError(f"cannot read GGUF file {path}: {tensor.name} rows of {tensor.shape[1]} values "
                              f"are not whole {qtype.name} blocks of {block}")
-    row_bytes = cols // block * block_bytes
+    return tensor.shape[1] // block * block_bytes
+
+
+def dequantise(path: Path, header: GgufHeader, tensor: GgufTensor,
+               cancel: CancelToken | None = None) -> np.ndarray:
+    """One 2-D tensor as float32, dequantised from the memory map in row chunks."""
+    from importlib.metadata import version
+
+    from gguf.quants import dequantize
+
+    row_bytes = _row_bytes(path, tensor)
+    qtype = _quant_type(path, tensor)
+    rows, cols = tensor.shape
     start = header.data_start + tensor.offset
     blob = np.memmap(path, mode="r", dtype=np.uint8)
     if start + rows * row_bytes > len(blob):
@@ -103,6 +113,8 @@ def dequantise(path: Path, header: GgufHeader, tensor: GgufTensor) -> np.ndarray
     step = max(1, _CHUNK_BYTES // (4 * cols))
     try:
         for first in range(0, rows, step):
+            if cancel is not None:
+                cancel.check()
             out[first:first + step] = dequantize(stored[first:first + step], qtype)
     except NotImplementedError:
         raise UnsupportedQuantizationError(
@@ -111,16 +123,25 @@ def dequantise(path: Path, header: GgufHeader, tensor: GgufTensor) -> np.ndarray
     return out
 
 
-def read_embeddings(path: Path, header: GgufHeader) -> tuple[np.ndarray, np.ndarray | None]:
-    """`token_embd.weight` and, when present and different, `output.weight`, as float32."""
+def _embedding_tensors(path: Path, header: GgufHeader) -> list[GgufTensor]:
+    """`token_embd.weight` and `output.weight` where present, checked to be readable matrices."""
     wanted = [header.tensors[n] for n in (INPUT_TENSOR, OUTPUT_TENSOR) if n in header.tensors]
     if not wanted:
         raise NoEmbeddingError(f"{path.name} holds no {INPUT_TENSOR} (nor {OUTPUT_TENSOR}) among its "
                                f"{len(header.tensors)} tensors")
+    for tensor in wanted:
+        _row_bytes(path, tensor)
+    return wanted
+
+
+def read_embeddings(path: Path, header: GgufHeader,
+                    cancel: CancelToken | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """`token_embd.weight` and, when present and different, `output.weight`, as float32."""
+    wanted = _embedding_tensors(path, header)
     needed = sum(2 * 4 * int(np.prod(t.shape)) for t in wanted)  # the matrix and one chunked copy's slack
     check_fits(needed, f"dequantising the embedding matrices of {path.name}",
                "close other programs or use a machine with more memory")
-    matrices = [dequantise(path, header, t) for t in wanted]
+    matrices = [dequantise(path, header, t, cancel) for t in wanted]
     inputs = matrices[0]
     if len(matrices) == 1 or (matrices[1].shape == inputs.shape and np.array_equal(matrices[1], inputs)):
         return inputs, None
@@ -176,27 +197,41 @@ def open_gguf(source: ModelSource, fp: str, progress: ProgressFn,
               cancel: CancelToken) -> tuple[Path, bool, tuple[np.ndarray, np.ndarray | None]]:
     """(cache folder with tokenizer.json + config.json, whether it was cached, the matrices)."""
     header = read_header(source.path, cancel)
-    if INPUT_TENSOR not in header.tensors and OUTPUT_TENSOR not in header.tensors:
-        raise NoEmbeddingError(f"{source.path.name} holds no {INPUT_TENSOR} (nor {OUTPUT_TENSOR}) among "
-                               f"its {len(header.tensors)} tensors")
-    progress(0.05, f"dequantising {INPUT_TENSOR} of {source.path.name}")
-    matrices = read_embeddings(source.path, header)  # before the tokenizer: a bad type fails at once
+    _embedding_tensors(source.path, header)  # a missing matrix or a bad type fails before any work starts
     target = cache_root() / "models" / fp
     cached = metadata_ready(target)
-    if not cached:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    stop = CancelToken()  # ends the tokenizer's child when the user cancels or the dequantisation fails
+    with ThreadPoolExecutor(1, thread_name_prefix="gguf-tokenizer") as pool:
+        building = None if cached else pool.submit(_build_metadata, source.path, header, target, progress, stop)
         try:
-            run_in_child(_write_metadata, (source.path, staging, _config(header)), "GGUF tokenizer",
-                         progress, cancel)
-            marker = {"format": METADATA_FORMAT, "source": str(source.path)}
-            (staging / METADATA_MARKER).write_text(json.dumps(marker))
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            progress(0.05, f"dequantising {INPUT_TENSOR} of {source.path.name}")
+            matrices = read_embeddings(source.path, header, cancel)
+            while building is not None and not building.done():
+                if cancel.cancelled:
+                    stop.cancel()
+                time.sleep(0.05)
+        except BaseException:
+            stop.cancel()
+            raise
+    if building is not None:
+        building.result()  # its own error (a tokenizer that cannot be built) is raised here
     cancel.check()
     return target, cached, matrices
+
+
+def _build_metadata(path: Path, header: GgufHeader, target: Path, progress: ProgressFn, cancel: CancelToken) -> None:
+    """The tokenizer and config into `target`, built in a child process on the other core while the
+    matrices are dequantised here, and moved into place only when complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    try:
+        run_in_child(_write_metadata, (path, staging, _config(header)), "GGUF tokenizer", progress, cancel)
+        marker = {"format": METADATA_FORMAT, "source": str(path)}
+        (staging / METADATA_MARKER).write_text(json.dumps(marker))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def ensure_network_weights(source: ModelSource, fp: str, folder: Path, progress: ProgressFn,
