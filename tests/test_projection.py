@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +65,40 @@ def test_umap_cancel_stops_within_a_second() -> None:
     with pytest.raises(Cancelled):
         umap_projection(x, cancel=token)
     assert time.monotonic() - start < 1.0 + 5.0  # cancel at 1 s; the child is terminated at once
+
+
+def test_first_map_of_a_large_matrix_uses_a_row_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large matrix's first map is placed on a sample's axes (seconds, not 20 passes over gigabytes),
+    close to the exact map; a small one's first map is the exact map itself."""
+    from glitchview.core.scores import projection
+
+    x, _ = _blobs(n=20_000, d=64)
+    exact = pca(x, 2)[0]
+    small, is_exact = projection.first_map(x)
+    assert is_exact and np.array_equal(small, exact)
+    monkeypatch.setattr(projection, "FIRST_MAP_EXACT_FLOATS", 10_000)
+    monkeypatch.setattr(projection, "FIRST_MAP_ROWS", 2_000)
+    preview, is_exact = projection.first_map(x)
+    assert not is_exact and not np.array_equal(preview, exact)
+    for c in range(2):
+        assert abs(np.corrcoef(preview[:, c], exact[:, c])[0, 1]) > 0.99
+    np.testing.assert_array_equal(preview, projection.first_map(x)[0])  # seeded
+
+
+def test_the_analysis_replaces_a_sampled_first_map_by_the_exact_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiny_models import write_hf_folder
+
+    from glitchview.core.model.loading import finite_matrices, load_model
+    from glitchview.core.model.sources import resolve
+    from glitchview.core.pipeline import scan_model
+    from glitchview.core.scores import projection
+
+    tiny = write_hf_folder(tmp_path / "tiny")
+    model = load_model(resolve(str(tiny.path)))
+    monkeypatch.setattr(projection, "FIRST_MAP_EXACT_FLOATS", 100)
+    monkeypatch.setattr(projection, "FIRST_MAP_ROWS", 64)
+    shown: list[np.ndarray] = []
+    analysis = scan_model(model, "tiny", on_map=shown.append)
+    exact = pca(finite_matrices(model)[0], 2)[0]
+    assert len(shown) == 1 and not np.array_equal(shown[0], exact)
+    np.testing.assert_array_equal(analysis.projections["pca"], exact)

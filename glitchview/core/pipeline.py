@@ -20,7 +20,7 @@ from .model.sources import fingerprint, resolve
 from .model.vocab import TokenTable, cached_token_table
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .scores.indicators import INDICATORS, ScoringInputs, compute_all, own_center_distance
-from .scores.projection import pca, umap_projection
+from .scores.projection import first_map, pca, umap_projection
 from .scores.reference import ReferenceSet, choose_reference
 
 PROJECTIONS = ("pca", "umap")
@@ -179,15 +179,17 @@ def scan_model(model: LoadedModel, name: str, settings: ScanSettings | None = No
                on_map: Callable[[np.ndarray], None] | None = None) -> Analysis:
     """Analyse a loaded model. `on_map(coords)`, when given, receives the PCA map as soon as the
     matrix is read, before the slow steps (token table, k-means), so that a front end can show
-    every token in seconds."""
+    every token in seconds (for a large matrix, on the axes of a row sample: see `first_map`)."""
     settings = settings or ScanSettings()
     cancel = cancel or CancelToken()
     timer = _Timer()
     projected: dict[str, np.ndarray] = {}
     if on_map is not None:
-        projected["pca"] = timer.run("projection:pca", lambda: project(
-            finite_matrices(model)[0], "pca", settings.seed, _step(progress, 0.0, 0.03, "Map")))
-        on_map(projected["pca"])
+        progress(0.0, "Map: PCA of the embedding matrix")
+        coords, exact = timer.run("projection:first_map", lambda: first_map(finite_matrices(model)[0], settings.seed))
+        on_map(coords)
+        if exact:
+            projected["pca"] = coords
     analysis = analyse(model, name, settings, sub_progress(progress, 0.03, 1.0), cancel, projected=projected)
     analysis.timings = {**timer.timings, **analysis.timings}
     return analysis
