@@ -23,7 +23,8 @@ from ..progress import CancelToken, ProgressFn, no_progress
 UMAP_INPUT_DIM = 50
 OVERSAMPLING = 6  # extra random directions: the top components converge in a few passes
 CONVERGED = 1e-9  # 1 - |cos| between successive estimates of every top axis
-FIRST_MAP_ROWS = 16_384  # rows whose axes place a large matrix's first map (see `first_map`)
+FIRST_MAP_ROWS = 8_192  # rows whose axes place a large matrix's first map (see `first_map`)
+FIRST_MAP_PASSES = 10  # at most this many passes settle those axes: a preview, replaced by the exact map
 FIRST_MAP_EXACT_FLOATS = 1 << 26  # up to this size (256 MB of float32) the first map is the exact PCA map
 
 
@@ -72,11 +73,12 @@ def _covariance(matrix: np.ndarray, mean: np.ndarray, chunk: int = 65_536) -> np
     return total
 
 
-def pca(matrix: np.ndarray, n_components: int = 2, seed: int = 0,
-        fit_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pca(matrix: np.ndarray, n_components: int = 2, seed: int = 0, fit_rows: np.ndarray | None = None,
+        max_iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Project rows onto the top principal components (of the rows `fit_rows` only, when given).
     Returns (coords, explained variance ratio)."""
-    mean, top, variances, total = principal_axes(matrix if fit_rows is None else matrix[fit_rows], n_components, seed)
+    fitted = matrix if fit_rows is None else matrix[fit_rows]
+    mean, top, variances, total = principal_axes(fitted, n_components, seed, max_iterations)
     # fix each component's sign so that the projection is reproducible across runs
     signs = np.sign(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])])
     top *= np.where(signs == 0, 1.0, signs).astype(np.float32)
@@ -89,12 +91,13 @@ def first_map(matrix: np.ndarray, seed: int = 0) -> tuple[np.ndarray, bool]:
     """(the PCA map shown while the analysis runs, whether it is the exact PCA map). A large matrix
     (Llama-3-8B: 128k x 4,096) takes up to 20 passes over its 2 GB until its axes settle, seconds the
     user waits for nothing: its first map takes the axes of a seeded sample of `FIRST_MAP_ROWS` rows
-    and projects every row on them; the analysis then computes the exact map and replaces it."""
+    (at most `FIRST_MAP_PASSES` passes) and projects every row on them; the analysis then computes
+    the exact map and replaces it."""
     n, d = matrix.shape
     if n * d <= FIRST_MAP_EXACT_FLOATS or n <= FIRST_MAP_ROWS:
         return pca(matrix, 2, seed)[0], True
     rows = np.sort(np.random.default_rng(seed).choice(n, FIRST_MAP_ROWS, replace=False))
-    return pca(matrix, 2, seed, fit_rows=rows)[0], False
+    return pca(matrix, 2, seed, fit_rows=rows, max_iterations=FIRST_MAP_PASSES)[0], False
 
 
 @dataclass(frozen=True)
