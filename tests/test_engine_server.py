@@ -74,6 +74,31 @@ def test_the_key_comes_from_the_environment_and_is_written_nowhere(served, key_i
     assert load_analysis(session).verdicts is not None
 
 
+def test_the_key_from_the_system_keyring_is_written_nowhere(served, tmp_path, monkeypatch, capsys) -> None:
+    """--api-key-keyring: the real keyring library, on its plain-file backend in a temporary folder."""
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    _, analysis, url = served
+    backend = PlaintextKeyring()
+    monkeypatch.setattr(backend, "file_path", str(tmp_path / "keyring_pass.cfg"), raising=False)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        session = tmp_path / "s.gva.npz"
+        args = ["verify", "smollm2", "--server", url, "--api-key-keyring", "--session", str(session),
+                "--ids", ",".join(str(i) for i in analysis.top("unembedding_cosine", 3))]
+        assert main(args) == 2
+        assert "keyring set glitchview" in capsys.readouterr().err
+        keyring.set_password("glitchview", url, KEY)
+        assert main(args) == 0
+    finally:
+        keyring.set_keyring(previous)
+    out = capsys.readouterr()
+    assert "Verified 3 tokens" in out.out and KEY not in out.out + out.err
+    assert KEY.encode() not in session.read_bytes()
+
+
 def test_a_server_without_the_key_refuses_and_says_so(served) -> None:
     model, _, url = served
     with pytest.raises(ServerError, match="HTTP 401"):

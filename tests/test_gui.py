@@ -321,5 +321,10 @@ def test_engine_setting_reaches_the_session(qtbot, window: MainWindow, tiny_hf: 
     panel.apply_engine.click()
     assert (window.session.engine.engine, window.session.engine.server) == ("server", "http://127.0.0.1:9/v1")
     assert window.session.engine.api_key_env == "MY_KEY_VAR" and window.session.probe is None
+    assert not window.session.engine.api_key_keyring
+    panel.api_key_env.setText("")
+    panel.api_key_keyring.setChecked(True)
+    panel.apply_engine.click()
+    assert window.session.engine.api_key_keyring and not window.session.engine.api_key_env
     open_and_wait(qtbot, window, str(tiny_hf.path))  # a new session keeps the window's engine
     assert window.session.engine.engine == "server"

@@ -97,6 +97,9 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
                              "llama-cpp-python) that serves this model")
     parser.add_argument("--api-key-env", metavar="NAME", default="",
                         help="the environment variable holding the server's API key (never pass the key itself)")
+    parser.add_argument("--api-key-keyring", action="store_true",
+                        help="take the server's API key from the system keyring (service 'glitchview', user = the "
+                             "server URL; store it with `keyring set glitchview URL`)")
     parser.add_argument("--concurrency", type=_count, default=8, help="server: requests in flight at once (default 8)")
 
 

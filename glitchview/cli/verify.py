@@ -45,7 +45,10 @@ def engine_choice(args: argparse.Namespace) -> EngineChoice:
     engine = args.engine or ("server" if args.server else "torch")
     if args.server and engine != "server":
         raise GlitchViewError(f"--server needs --engine server (not {engine})")
-    return EngineChoice(engine, args.device, args.precision, args.server or "", args.api_key_env, args.concurrency)
+    if args.api_key_env and args.api_key_keyring:
+        raise GlitchViewError("give the API key one way: --api-key-env or --api-key-keyring")
+    return EngineChoice(engine, args.device, args.precision, args.server or "", args.api_key_env,
+                        api_key_keyring=args.api_key_keyring, concurrency=args.concurrency)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -83,6 +84,9 @@ class SettingsPanel(QWidget):
         self.device.setCurrentText(self.hub.engine.device)
         self.server_url = QLineEdit(placeholderText="http://127.0.0.1:8000/v1")
         self.api_key_env = QLineEdit(placeholderText="environment variable holding the API key (optional)")
+        self.api_key_keyring = QCheckBox("or the system keyring")
+        self.api_key_keyring.setToolTip("the keyring entry of service 'glitchview' whose user name is the server URL "
+                                        "(store it with: keyring set glitchview URL)")
         self.apply_engine = QPushButton("Use this engine")
         self.apply_engine.clicked.connect(self._engine_chosen)
         self.engine_status = QLabel(self.hub.engine.label, wordWrap=True)
@@ -92,6 +96,7 @@ class SettingsPanel(QWidget):
         form.addRow("device", self.device)
         form.addRow("server", self.server_url)
         form.addRow("API key from", self.api_key_env)
+        form.addRow("", self.api_key_keyring)
         form.addRow(self.apply_engine)
         form.addRow(self.engine_status)
         self._engine_fields(self.engine.currentText())
@@ -100,11 +105,13 @@ class SettingsPanel(QWidget):
         self.device.setEnabled(engine == "torch")
         self.server_url.setEnabled(engine == "server")
         self.api_key_env.setEnabled(engine == "server")
+        self.api_key_keyring.setEnabled(engine == "server")
 
     def _engine_chosen(self) -> None:
         try:
             choice = EngineChoice(self.engine.currentText(), self.device.currentText(),
-                                  server=self.server_url.text().strip(), api_key_env=self.api_key_env.text().strip())
+                                  server=self.server_url.text().strip(), api_key_env=self.api_key_env.text().strip(),
+                                  api_key_keyring=self.api_key_keyring.isChecked())
         except GlitchViewError as exc:
             self.engine_status.setText(str(exc))
             return

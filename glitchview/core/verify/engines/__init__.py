@@ -60,6 +60,7 @@ class EngineChoice:
     precision: str = "auto"  # torch: auto, float32, bfloat16
     server: str = ""  # server: the base URL, e.g. http://127.0.0.1:8000/v1
     api_key_env: str = ""  # server: the environment variable holding the API key
+    api_key_keyring: bool = False  # server: the key from the system keyring (service glitchview, user = URL)
     concurrency: int = 8  # server: requests in flight at once
 
     def __post_init__(self) -> None:
@@ -94,5 +95,6 @@ def load_engine(loaded: LoadedModel, choice: EngineChoice = DEFAULT_ENGINE, prog
     if choice.engine == "server":
         from .server_engine import connect
 
-        return connect(loaded, choice.server, choice.api_key_env, choice.concurrency, progress, cancel)
+        return connect(loaded, choice.server, choice.api_key_env, choice.concurrency, progress, cancel,
+                       choice.api_key_keyring)
     return load_probe_model(loaded, choice.precision, progress, cancel, choice.device)

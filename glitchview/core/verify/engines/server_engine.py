@@ -19,14 +19,13 @@ vocabulary) as the analysed model's does, or the server is refused.
 
 Requests run in a bounded pool with a timeout, retries with backoff on connection errors, 429 and 5xx,
 and an optional rate limit; cancelling stops queued requests and closes the connections of running
-ones. The API key is read from the environment variable the user names, held in memory only, and
-never written anywhere (its repr hides it)."""
+ones. The API key is read from the environment variable the user names or from the system keyring
+(`keys`), held in memory only, and never written anywhere (its repr hides it)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ import numpy as np
 from ...errors import GlitchViewError
 from ...progress import CancelToken, ProgressFn, no_progress
 from .answers import span_prob
+from .keys import api_key
 from .sampling import GenerationSettings
 
 if TYPE_CHECKING:
@@ -304,16 +304,6 @@ class ServerEngine:
 
 
 # --- connecting: what the server supports, and whether it serves the analysed model's tokenizer --------------
-def api_key(env_name: str) -> str:
-    """The API key from the environment variable `env_name` (never from a file or an argument)."""
-    if not env_name:
-        return ""
-    key = os.environ.get(env_name, "")
-    if not key:
-        raise ServerError(f"the environment variable {env_name} (--api-key-env) is not set")
-    return key
-
-
 def _served_model(client: ServerClient) -> str:
     listing = client.request("GET", f"{client.base}/models", retries=2)
     models = [m.get("id", "") for m in listing.get("data", [])]
@@ -425,9 +415,10 @@ def _echo_is_aligned(values: list[float | None], prompt_tokens: int) -> bool:
 
 
 def connect(loaded: LoadedModel, url: str, api_key_env: str = "", concurrency: int = 8,
-            progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> ServerEngine:
+            progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+            api_key_keyring: bool = False) -> ServerEngine:
     """A server engine for `loaded`, after the tokenizer check and the detection of what the server supports."""
-    client = ServerClient(url, api_key(api_key_env), concurrency=concurrency)
+    client = ServerClient(url, api_key(api_key_env, url if api_key_keyring else ""), concurrency=concurrency)
     try:
         progress(0.2, f"Asking {client.base} which model it serves")
         model = _served_model(client)
