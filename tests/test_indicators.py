@@ -135,3 +135,21 @@ def test_glitch_score_needs_its_signals_to_agree() -> None:
     score = combine_glitch_score(parts)
     assert INDICATORS["glitch_score"].suspicious == "low" and rank_order(score, "low")[0] == 7
     assert 0 < score.min() and score.max() <= 1.0 and 1 < ranking(score, "low").rank[3] <= 35
+
+
+def test_pc1_on_shared_axes_equals_its_own_computation() -> None:
+    """A tied model's PC1 cosine reads the principal axes computed once for the map too."""
+    from glitchview.core.scores.projection import principal_axes
+
+    wide = (RNG.normal(0, 1, size=(N, 160)) * np.r_[6.0, 4.0, np.linspace(2, 0.5, 158)]).astype(np.float32) + 2.0
+    reference = np.arange(100, 130)
+    own = compute_all(_inputs(wide, reference=reference), ["unembedding_cosine_pc1"])["unembedding_cosine_pc1"]
+    shared_inputs = _inputs(wide, reference=reference)
+    shared_inputs = type(shared_inputs)(**{**shared_inputs.__dict__, "axes": principal_axes(wide, 2)})
+    shared = compute_all(shared_inputs, ["unembedding_cosine_pc1"])["unembedding_cosine_pc1"]
+    np.testing.assert_allclose(shared, own, atol=1e-5)
+    mean, axes, variances, total = principal_axes(wide, 2)
+    swapped = type(shared_inputs)(**{**shared_inputs.__dict__, "computed": {},
+                                     "axes": (mean, axes[:, ::-1].copy(), variances[::-1], total)})
+    other = compute_all(swapped, ["unembedding_cosine_pc1"])["unembedding_cosine_pc1"]
+    assert np.abs(other - own).max() > 1e-2, "the given axes were not the ones used"

@@ -20,7 +20,7 @@ from .model.sources import fingerprint, resolve
 from .model.vocab import TokenTable, cached_token_table
 from .progress import CancelToken, ProgressFn, no_progress, sub_progress
 from .scores.indicators import INDICATORS, ScoringInputs, compute_all, own_center_distance
-from .scores.projection import first_map, pca, umap_projection
+from .scores.projection import Axes, first_map, pca, principal_axes, umap_projection
 from .scores.reference import ReferenceSet, choose_reference
 
 PROJECTIONS = ("pca", "umap")
@@ -94,11 +94,11 @@ def model_changed(analysis: Analysis) -> str:
 
 
 def project(matrix: np.ndarray, method: str, seed: int = 0, progress: ProgressFn = no_progress,
-            cancel: CancelToken | None = None) -> np.ndarray:
-    """A 2-D projection of the rows by `method` ('pca' or 'umap')."""
+            cancel: CancelToken | None = None, axes: Axes | None = None) -> np.ndarray:
+    """A 2-D projection of the rows by `method` ('pca' or 'umap'; PCA on `axes` when already computed)."""
     if method == "pca":
         progress(0.0, "PCA of the embedding matrix")
-        coords = pca(matrix, 2)[0]
+        coords = pca(matrix, 2, axes=axes)[0]
         progress(1.0, "PCA done")
         return coords
     if method == "umap":
@@ -136,21 +136,24 @@ def analyse(model: LoadedModel, name: str, settings: ScanSettings, progress: Pro
     reference = choose_reference(table, center_distance, settings.reference_ids)
     if broken[reference.ids].any() and not broken[reference.ids].all():  # repaired rows are no evidence
         reference = ReferenceSet(reference.ids[~broken[reference.ids]], reference.rule + ", NaN/inf rows left out")
-    inputs = ScoringInputs(matrix, unembedding, clusters.labels, clusters.centers, reference.ids)
+    projections: dict[str, np.ndarray] = dict(projected or {})
+    axes = None  # the input matrix's principal axes, computed once when both the PCA map and PC1 need them
+    if "pca" in settings.projections and "pca" not in projections and unembedding is matrix:
+        axes = timer.run("principal_axes", lambda: principal_axes(matrix, 2, settings.seed))
+    inputs = ScoringInputs(matrix, unembedding, clusters.labels, clusters.centers, reference.ids, axes=axes)
     scores: dict[str, np.ndarray] = {}
     for i, ind in enumerate(INDICATORS):
         cancel.check()
         progress(0.5 + 0.1 * i / len(INDICATORS), f"Indicators: {ind}")
         score = timer.run(f"indicator:{ind}", lambda name=ind: compute_all(inputs, [name])[name])
         scores[ind] = rank_broken_first(score, broken, INDICATORS[ind].suspicious)
-    projections: dict[str, np.ndarray] = dict(projected or {})
     share = 0.4 / max(len(settings.projections), 1)
     for i, method in enumerate(settings.projections):
         if method in projections:
             continue
         step = _step(progress, 0.6 + i * share, 0.6 + (i + 1) * share, f"Projection {method.upper()}")
         projections[method] = timer.run(f"projection:{method}", lambda m=method, report=step: project(
-            matrix, m, settings.seed, report, cancel))
+            matrix, m, settings.seed, report, cancel, axes))
     info = ModelInfo(name=name, title=model.source.display_name, fingerprint=model.fingerprint,
                      architecture=model.architecture, n_tokens=n, dim=dim, tied=model.tied,
                      generative=model.generative, notes=notes)

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from .projection import principal_axes
+from .projection import Axes, principal_axes
 
 Direction = Literal["low", "high"]
 CHUNK_FLOATS = 1 << 23  # 32 MB row blocks, whatever the width (measured: smaller blocks cost more in BLAS calls)
@@ -30,6 +30,7 @@ class ScoringInputs:
     centers: np.ndarray
     reference_ids: np.ndarray
     computed: dict[str, np.ndarray] = field(default_factory=dict)  # indicators already computed on these inputs
+    axes: Axes | None = None  # the input matrix's principal axes, when computed once for the map and PC1
 
 
 @dataclass(frozen=True)
@@ -129,13 +130,15 @@ def _cosine_distance_to_reference(matrix: np.ndarray, reference_ids: np.ndarray)
     return 1.0 - sims
 
 
-def cosine_without_first_component(matrix: np.ndarray, reference_ids: np.ndarray) -> np.ndarray:
+def cosine_without_first_component(matrix: np.ndarray, reference_ids: np.ndarray,
+                                   known: Axes | None = None) -> np.ndarray:
     """`_cosine_distance_to_reference` of the matrix centred and with its first principal component
-    projected out, in row chunks: no residual copy of the matrix is made (a
-    residual's dot products and norm follow from the centred row's, its projection and its norm)."""
+    (from `known` axes of this matrix when given) projected out, in row chunks: no residual copy of the
+    matrix is made (a residual's dot products and norm follow from the centred row's, its projection
+    and its norm)."""
     if reference_ids.size == 0:
         return np.full(matrix.shape[0], np.nan)
-    mean, axes, _, _ = principal_axes(matrix, 1)
+    mean, axes, _, _ = known or principal_axes(matrix, 1)
     top = axes[:, 0]
     centred_ref = matrix[reference_ids] - mean
     ref = (centred_ref - np.outer(centred_ref @ top, top)).mean(axis=0, dtype=np.float64)
@@ -163,7 +166,8 @@ def unembedding_cosine(inputs: ScoringInputs) -> np.ndarray:
 @indicator("unembedding_cosine_pc1", "low",
            "as unembedding_cosine, after removing the mean and first principal component")
 def unembedding_cosine_pc1(inputs: ScoringInputs) -> np.ndarray:
-    return cosine_without_first_component(inputs.unembedding, inputs.reference_ids)
+    tied = inputs.unembedding is inputs.embeddings  # then the map's principal axes are this matrix's
+    return cosine_without_first_component(inputs.unembedding, inputs.reference_ids, inputs.axes if tied else None)
 
 
 def computed(inputs: ScoringInputs, name: str) -> np.ndarray:

@@ -73,12 +73,17 @@ def _covariance(matrix: np.ndarray, mean: np.ndarray, chunk: int = 65_536) -> np
     return total
 
 
+Axes = tuple[np.ndarray, np.ndarray, np.ndarray, float]  # what `principal_axes` returns
+
+
 def pca(matrix: np.ndarray, n_components: int = 2, seed: int = 0, fit_rows: np.ndarray | None = None,
-        max_iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Project rows onto the top principal components (of the rows `fit_rows` only, when given).
-    Returns (coords, explained variance ratio)."""
+        max_iterations: int = 20, axes: Axes | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Project rows onto the top principal components (of the rows `fit_rows` only, when given; `axes`
+    when already computed). Returns (coords, explained variance ratio)."""
     fitted = matrix if fit_rows is None else matrix[fit_rows]
-    mean, top, variances, total = principal_axes(fitted, n_components, seed, max_iterations)
+    mean, top, variances, total = axes or principal_axes(fitted, n_components, seed, max_iterations)
+    top = top[:, :n_components].copy()
+    variances = variances[:n_components]
     # fix each component's sign so that the projection is reproducible across runs
     signs = np.sign(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])])
     top *= np.where(signs == 0, 1.0, signs).astype(np.float32)
