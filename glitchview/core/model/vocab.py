@@ -44,6 +44,7 @@ _IDENTIFIER = regex.compile(r"[\p{Latin}\d_]*(?:_|\d[\p{Latin}]|[\p{Latin}]\d|\p
 _LATIN_WORD = regex.compile(r"\p{Latin}+(?:['’]\p{Latin}+)?")
 _PUNCT = regex.compile(r"[\p{P}\p{S}]+")
 _LETTER = regex.compile(r"\p{L}")
+_LATIN = regex.compile(r"\p{Latin}")
 _NON_LATIN_LETTER = regex.compile(r"(?!\p{Latin})\p{L}")
 _WORDPIECE_ANCHORS = ("0", "x", "q")
 BATCH = 2048
@@ -122,24 +123,32 @@ def invalid_byte_mask(token_bytes: list[bytes], byte_flag: np.ndarray) -> np.nda
     return single & byte_flag
 
 
-def _categorise(text: str, flags: dict[str, bool]) -> int:
-    if flags["no_token"]:
-        return CATEGORIES.index("no_token")
-    if flags["known_unused"]:
-        return KNOWN_UNUSED
-    if flags["special"]:
-        return CATEGORIES.index("special")
-    if flags["byte"] or flags["partial_utf8"]:
-        return CATEGORIES.index("byte_fragment")
+def _categorise(texts: list[str], flags: dict[str, np.ndarray], unused: np.ndarray) -> np.ndarray:
+    """Each token's category: the flag-given ones by masks, in order of precedence, then the rest
+    by their text (one regex pass each; 262k tokens on Gemma-3)."""
+    category = np.full(len(texts), -1, dtype=np.int8)
+    for index, mask in ((CATEGORIES.index("no_token"), flags["no_token"]), (KNOWN_UNUSED, unused),
+                        (CATEGORIES.index("special"), flags["special"]),
+                        (CATEGORIES.index("byte_fragment"), flags["byte"] | flags["partial_utf8"])):
+        category[(category < 0) & mask] = index
+    rest = np.flatnonzero(category < 0)
+    category[rest] = np.fromiter((_text_category(texts[i]) for i in rest), dtype=np.int8, count=len(rest))
+    return category
+
+
+_TEXT_CATEGORIES = tuple((CATEGORIES.index(name), pattern, whole) for name, pattern, whole in (
+    ("digits", _DIGITS, True), ("emoji", _EMOJI, False), ("cjk", _CJK, False),
+    ("code_identifier", _IDENTIFIER, True), ("latin_word", _LATIN_WORD, True), ("punctuation", _PUNCT, True)))
+
+
+def _text_category(text: str) -> int:
     core = text.strip()
     if not core:
         return CATEGORIES.index("whitespace")
-    for name, pattern, whole in (("digits", _DIGITS, True), ("emoji", _EMOJI, False), ("cjk", _CJK, False),
-                                 ("code_identifier", _IDENTIFIER, True), ("latin_word", _LATIN_WORD, True),
-                                 ("punctuation", _PUNCT, True)):
+    for index, pattern, whole in _TEXT_CATEGORIES:
         if (pattern.fullmatch(core) if whole else pattern.search(core)) is not None:
-            return CATEGORIES.index(name)
-    if _NON_LATIN_LETTER.search(core) and not regex.search(r"\p{Latin}", core):
+            return index
+    if _NON_LATIN_LETTER.search(core) and not _LATIN.search(core):
         return CATEGORIES.index("non_latin")
     return CATEGORIES.index("mixed")
 
@@ -217,10 +226,7 @@ def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
              "unreachable": unreachable, "whitespace": whitespace, "no_token": no_token,
              "nonfinite": np.zeros(n_rows, dtype=bool)}  # set from the matrix by the analysis
     unused = unused_name_mask(pieces) | invalid_byte_mask(token_bytes, byte_piece)
-    category = np.fromiter(
-        (_categorise(texts[i], {"known_unused": bool(unused[i]), **{name: bool(flags[name][i]) for name in FLAGS}})
-         for i in range(n_rows)),
-        dtype=np.int8, count=n_rows)
+    category = _categorise(texts, flags, unused)
     return TokenTable(pieces, texts, token_bytes, flags, category, vocab_size)
 
 
