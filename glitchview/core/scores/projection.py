@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,16 +109,50 @@ def first_map(matrix: np.ndarray, seed: int = 0) -> tuple[np.ndarray, bool]:
 @dataclass(frozen=True)
 class UmapRoute:
     """How the UMAP-class map is made (bench/bench_map.py measures routes against umap-learn's defaults).
-    The kNN graph is built by pynndescent on every core (umap-learn builds it on one core once seeded),
-    then umap-learn lays out that precomputed graph, seeded (single-threaded, so reproducible), in
-    `epochs` epochs from a PCA start. With `sample`, only that many rows (seeded choice) are laid
-    out; every other row is placed at the distance-weighted mean of its nearest sampled rows."""
+    The kNN graph comes from faiss (an inverted-file index: `lists` k-means cells, `probes` searched per
+    point; every core) or from pynndescent (every core), then umap-learn lays out that precomputed graph,
+    seeded (single-threaded, so reproducible), in `epochs` epochs from a PCA start. With `sample`, only
+    that many rows (seeded choice) are laid out; every other row is placed at the distance-weighted mean
+    of its nearest sampled rows."""
 
     n_neighbors: int = 15
     min_dist: float = 0.1
     epochs: int = 100
     init: str = "pca"
     sample: int = 0
+    graph: str = "faiss"  # or "pynndescent"
+    lists: int = 1024
+    probes: int = 16
+
+
+Neighbours = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # points -> (ids, distances), k per point
+
+
+def _neighbour_graph(points: np.ndarray, route: UmapRoute, seed: int) -> tuple[np.ndarray, np.ndarray, Neighbours]:
+    """(ids, distances) of every point's `route.n_neighbors` nearest points (itself first), and a
+    function giving the nearest of these points to other points."""
+    k = min(route.n_neighbors, len(points))
+    if route.graph == "faiss":
+        import faiss
+
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        data = np.ascontiguousarray(points, dtype=np.float32)
+        lists = max(1, min(route.lists, len(data) // 39))  # faiss's k-means wants 39 points per cell
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(data.shape[1]), data.shape[1], lists)
+        index.cp.seed = seed
+        index.train(data)
+        index.add(data)
+        index.nprobe = min(route.probes, lists)
+
+        def search(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            squared, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+            return ids, np.sqrt(np.maximum(squared, 0.0))  # faiss gives squared L2; -1 where a cell ran short
+
+        return *search(data), search
+    import pynndescent
+
+    nnd = pynndescent.NNDescent(points, n_neighbors=k, random_state=seed, n_jobs=os.cpu_count() or 1, low_memory=True)
+    return *nnd.neighbor_graph, lambda queries: nnd.query(queries, k=k)
 
 
 def _umap_child(in_path: str, out_path: str, seed: int, route: UmapRoute, cache_dir: str,
@@ -126,7 +161,6 @@ def _umap_child(in_path: str, out_path: str, seed: int, route: UmapRoute, cache_
     progress(0.05, "loading UMAP (numba; compiled once, then cached)")
     warnings.filterwarnings("ignore", message="n_jobs value")  # seeded UMAP is single-threaded by design
     try:
-        import pynndescent
         import umap
     except ImportError as exc:
         raise GlitchViewError(f"UMAP is not available in this installation ({exc}); PCA maps still work. "
@@ -136,21 +170,20 @@ def _umap_child(in_path: str, out_path: str, seed: int, route: UmapRoute, cache_
     n = data.shape[0]
     laid = (np.sort(np.random.default_rng(seed).choice(n, route.sample, replace=False))
             if 0 < route.sample < n else np.arange(n))
-    progress(0.2, f"neighbour graph of {len(laid)} points (all cores)")
-    index = pynndescent.NNDescent(data[laid], n_neighbors=route.n_neighbors, random_state=seed,
-                                  n_jobs=os.cpu_count() or 1, low_memory=True)
+    progress(0.2, f"neighbour graph of {len(laid)} points ({route.graph}, all cores)")
+    ids, dists, neighbours = _neighbour_graph(data[laid], route, seed)
     progress(0.5, f"layout of {len(laid)} points, {route.epochs} epochs")
-    reducer = umap.UMAP(n_components=2, n_neighbors=route.n_neighbors, min_dist=route.min_dist, random_state=seed,
-                        n_epochs=route.epochs, init=route.init, precomputed_knn=(*index.neighbor_graph, None),
+    reducer = umap.UMAP(n_components=2, n_neighbors=ids.shape[1], min_dist=route.min_dist, random_state=seed,
+                        n_epochs=route.epochs, init=route.init, precomputed_knn=(ids, dists, None),
                         low_memory=True, tqdm_kwds={"disable": True})
     coords = np.empty((n, 2), dtype=np.float32)
     coords[laid] = reducer.fit_transform(data[laid])
     rest = np.setdiff1d(np.arange(n), laid)
     if rest.size:
         progress(0.9, f"placing the other {rest.size} points by their nearest laid-out neighbours")
-        ids, dists = index.query(data[rest], k=route.n_neighbors)
-        weights = 1.0 / np.maximum(dists, 1e-6)
-        coords[rest] = (coords[laid][ids] * weights[:, :, None]).sum(1) / weights.sum(1, keepdims=True)
+        near, far = neighbours(data[rest])
+        weights = np.where(near >= 0, 1.0 / np.maximum(far, 1e-6), 0.0)
+        coords[rest] = (coords[laid][near] * weights[:, :, None]).sum(1) / np.maximum(weights.sum(1, keepdims=True), 1e-12)
     np.save(out_path, coords)
 
 
