@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import Analysis
+from ..model.token_structure import STRUCTURE, fragment_likeness
 from ..model.vocab import CATEGORIES, FLAGS
 from ..verify.verdicts import DECIDED_VERDICTS, is_glitch, is_verified
 from .indicators import suspicion_percentile
@@ -26,7 +27,9 @@ from .indicators import suspicion_percentile
 def token_features(analysis: Analysis) -> tuple[np.ndarray, list[str]]:
     """One row per token: each indicator as a percentile from its low end and as its distance from the
     middle (so both ends are usable by a linear model), the flags, the category (one-hot), the log byte
-    length and the token's place in the vocabulary (BPE merges learnt late are rarer in the training text)."""
+    length, the token's place in the vocabulary (BPE merges learnt late are rarer in the training text)
+    and its structure among the other tokens (`token_structure`: longer tokens that extend it, merges that
+    consume it; counts as log(1 + count)); a table without structure columns gives zeros there."""
     table = analysis.table
     columns: list[np.ndarray] = []
     names: list[str] = []
@@ -44,15 +47,23 @@ def token_features(analysis: Analysis) -> tuple[np.ndarray, list[str]]:
     names.append("log byte length")
     columns.append(np.arange(len(table), dtype=np.float64) / max(len(table) - 1, 1))
     names.append("id / vocabulary size")
+    for name in STRUCTURE:
+        values = table.structure.get(name, np.zeros(len(table)))
+        columns.append(values if name in _SHARES else np.log1p(values))
+        names.append(name if name in _SHARES else f"log(1 + {name})")
     return np.column_stack(columns), names
+
+
+_SHARES = ("consumed_share", "next_merge_ratio")  # already 0..1; the other structure columns are counts
 
 
 def pick_to_verify(analysis: Analysis, budget: int, already: np.ndarray, seed: int = 0,
                    top_share: float = 2 / 3, scores: np.ndarray | None = None) -> np.ndarray:
     """`budget` tokens worth verifying, never tokens already verified (or excluded through `already`),
-    known unused ones or rows without a token. Without detector `scores`: the tops of every indicator in
-    turn (where the glitch tokens and the hard look-alikes are) and a random sample of the rest (the base
-    rate). With `scores` (a detector fitted on the verdicts so far): the tokens it is least sure of
+    known unused ones or rows without a token. Without detector `scores`: the tops of every indicator and
+    of the most fragment-like tokens (`fragment_likeness`: leftover BPE pieces such as ` Citiz`, which no
+    embedding indicator ranks first) in turn, where the glitch tokens and the hard look-alikes are, and a
+    random sample of the rest (the base rate). With `scores` (a detector fitted on the verdicts so far): the tokens it is least sure of
     (P(glitch) nearest 0.5, uncertainty sampling) instead of the indicator tops."""
     usable = ~already & ~analysis.known_unused & ~analysis.table.flags["no_token"]
     n_top = int(budget * top_share)
@@ -68,8 +79,13 @@ def pick_to_verify(analysis: Analysis, budget: int, already: np.ndarray, seed: i
 
 
 def _indicator_tops(analysis: Analysis, usable: np.ndarray, n: int) -> list[int]:
-    """The first `n` distinct usable tokens taking the tops of every indicator in turn."""
-    orders = [order[usable[order]] for order in (analysis.ranking(name).order for name in analysis.scores)]
+    """The first `n` distinct usable tokens taking the tops of every indicator and of the most
+    fragment-like tokens in turn."""
+    rankings = [analysis.ranking(name).order for name in analysis.scores]
+    fragments = fragment_likeness(analysis.table.structure, len(analysis))
+    if fragments.any():
+        rankings.append(np.argsort(-fragments, kind="stable"))
+    orders = [order[usable[order]] for order in rankings]
     chosen: list[int] = []
     seen = set()
     depth = 0
