@@ -14,6 +14,9 @@ def assert_same_analysis(a: Analysis, b: Analysis) -> None:
     np.testing.assert_array_equal(a.table.category, b.table.category)
     for name in a.table.flags:
         np.testing.assert_array_equal(a.table.flags[name], b.table.flags[name])
+    assert set(a.table.structure) == set(b.table.structure)
+    for name in a.table.structure:
+        np.testing.assert_array_equal(a.table.structure[name], b.table.structure[name])
     assert a.scores.keys() == b.scores.keys() and a.projections.keys() == b.projections.keys()
     for name in a.scores:
         np.testing.assert_array_equal(a.scores[name], b.scores[name])

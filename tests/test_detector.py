@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from tiny_models import TinyModel
 
+from glitchview.core.model.token_structure import fragment_likeness
 from glitchview.core.pipeline import ScanSettings, scan
 from glitchview.core.scores.detector import fit_detector, learn, pick_to_verify, token_features
 from glitchview.core.verify.verdicts import Verdict
@@ -42,6 +43,12 @@ def test_tokens_to_verify_are_new_and_informative(analysis) -> None:
     picked = pick_to_verify(analysis, 30, already, seed=1)
     assert len(picked) == 30 and not already[picked].any() and not analysis.known_unused[picked].any()
     assert analysis.top("glitch_score", 6)[-1] in picked  # the next top suspect is worth verifying
+    fragments = fragment_likeness(analysis.table.structure, len(analysis))
+    assert fragments.any() and int(np.argmax(fragments)) in picked  # the most fragment-like token too
+    scores = np.linspace(0.0, 1.0, len(analysis))  # a detector's P(glitch): its top and where it is unsure
+    unsure = int(np.argmin(np.abs(scores - 0.5)))
+    picked = pick_to_verify(analysis, 30, already, seed=1, scores=scores)
+    assert len(picked) == 30 and {len(analysis) - 1, unsure} <= set(picked.tolist())
 
 
 def test_learning_rounds_stay_out_of_the_held_out_tokens(analysis, tiny_hf: TinyModel) -> None:

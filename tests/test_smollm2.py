@@ -50,3 +50,14 @@ def test_csv_round_trip_and_reopened_analysis(smollm2_scan, tmp_path: Path) -> N
     assert read_token_bytes(path) == dict(enumerate(analysis.table.token_bytes))
     saved = save_analysis(analysis, tmp_path / "smollm2.gva.npz")
     assert_same_analysis(analysis, load_analysis(saved))
+
+
+def test_leftover_bpe_fragments_are_seen(smollm2_scan) -> None:
+    """` Citiz` and ` pries` are never the tokenizer's choice for their words (` Citizen`, ` priest`):
+    the token structure sees later merges consume them, and ` the` is not seen so."""
+    model, analysis = smollm2_scan
+    structure = analysis.table.structure
+    citiz, pries, the = (model.tokenizer.token_to_id(p) for p in ("ĠCitiz", "Ġpries", "Ġthe"))
+    assert structure["longer_with_prefix"][citiz] >= 2 and structure["consumed_share"][citiz] == 1.0
+    assert structure["consumed_share"][pries] == 1.0 and structure["consumed_share"][the] < 0.5
+    assert structure["next_merge_ratio"][citiz] > 0.7 > structure["next_merge_ratio"][the]

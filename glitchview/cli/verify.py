@@ -133,6 +133,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_hunt(args: argparse.Namespace) -> int:
     """Verify `--budget` informative tokens, fit the learning detector, verify the top of its new ranking."""
+    from ..core.model.vocab import cached_token_table
     from ..core.pipeline import open_model
     from ..core.scores.detector import learn
     from ..core.store.analysis_file import save_analysis
@@ -147,6 +148,8 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         model = open_model(args.model, sub_progress(bars, 0.0, 0.2))
         probe = load_engine(model, choice)
         analysis, origin = _saved_or_new_analysis(model, args, sub_progress(bars, 0.2, 0.4))
+        if not analysis.table.structure:  # saved before the token structure existed: the detector learns from it
+            analysis.table.structure = cached_token_table(model.folder, model.fingerprint, len(analysis)).structure
         verdicts = analysis.ensure_verdicts()
 
         def verify(ids: np.ndarray) -> None:  # screening confirmed by the full test, recorded in the analysis
@@ -166,8 +169,9 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     out = sys.stdout
     out.write(f"\nModel {model.source.display_name}: {origin}\n")
     chosen = np.concatenate(learnt)
-    out.write(f"Verified {len(chosen)} chosen tokens in two rounds (indicator tops and random, then where the detector "
-              f"was least sure; screening confirmed by the full test; {probe.description}; {learn_s:.0f} s): "
+    out.write(f"Verified {len(chosen)} chosen tokens in two rounds (the tops of the indicators and of the most "
+              f"fragment-like tokens and random, then the detector's top, where it was least sure and random; "
+              f"screening confirmed by the full test; {probe.description}; {learn_s:.0f} s): "
               f"{summary(chosen)}\n")
     out.write(f"Detector fitted on {detector.n_train} decided tokens ({detector.n_glitch} glitch); largest weights: "
               + ", ".join(f"{name} {w:+.2f}" for name, w in detector.weights) + "\n")

@@ -9,7 +9,7 @@ token and encoding the text again does not give the token back)."""
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -22,6 +22,7 @@ from ..progress import CancelToken, ProgressFn, no_progress
 from ..store.blobs import pack, pack_strings, unpack, unpack_strings
 from ..store.files import atomic_write
 from .sources import cache_root
+from .token_structure import STRUCTURE, token_structure
 
 CATEGORIES: tuple[str, ...] = (
     "special", "byte_fragment", "whitespace", "digits", "punctuation", "emoji", "cjk",
@@ -48,7 +49,7 @@ _LATIN = regex.compile(r"\p{Latin}")
 _NON_LATIN_LETTER = regex.compile(r"(?!\p{Latin})\p{L}")
 _WORDPIECE_ANCHORS = ("0", "x", "q")
 BATCH = 2048
-TABLE_CACHE_VERSION = 3  # 2: the known_unused category; 3: literal U+2581 outside SentencePiece, holes in the ids
+TABLE_CACHE_VERSION = 4  # 2: known_unused; 3: literal U+2581 outside SentencePiece, holes in the ids; 4: structure
 
 
 @dataclass
@@ -61,6 +62,7 @@ class TokenTable:
     flags: dict[str, np.ndarray]
     category: np.ndarray  # int8 index into CATEGORIES
     tokenizer_size: int = 0  # tokens the tokenizer knows (may differ from the matrix rows)
+    structure: dict[str, np.ndarray] = field(default_factory=dict)  # token_structure.STRUCTURE columns
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -227,7 +229,8 @@ def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
              "nonfinite": np.zeros(n_rows, dtype=bool)}  # set from the matrix by the analysis
     unused = unused_name_mask(pieces) | invalid_byte_mask(token_bytes, byte_piece)
     category = _categorise(texts, flags, unused)
-    return TokenTable(pieces, texts, token_bytes, flags, category, vocab_size)
+    structure = token_structure(tokenizer, pieces, token_bytes, ~special & ~no_token)
+    return TokenTable(pieces, texts, token_bytes, flags, category, vocab_size, structure)
 
 
 def _valid_utf8(data: bytes) -> bool:
@@ -248,6 +251,8 @@ def table_arrays(table: TokenTable) -> dict[str, np.ndarray]:
         arrays[f"flag_{name}"] = mask
     arrays["category"] = table.category
     arrays["tokenizer_size"] = np.array([table.tokenizer_size])
+    for name, values in table.structure.items():
+        arrays[f"structure_{name}"] = values
     return arrays
 
 
@@ -260,7 +265,8 @@ def table_from_arrays(arrays: Mapping[str, np.ndarray]) -> TokenTable:
         flags={name: _flag(arrays, name, len(arrays["pieces_offsets"]) - 1) for name in FLAGS},
         category=arrays["category"],
         tokenizer_size=int(size[0]),
-    )
+        structure={name: arrays[f"structure_{name}"] for name in STRUCTURE if f"structure_{name}" in arrays},
+    )  # a file written before the structure columns has none: the detector goes without them
 
 
 def _flag(arrays: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 from ..analysis import DEFAULT_INDICATOR, ModelInfo
 from ..errors import AnalysisFileError
 from ..model.memory import SAFETY, available_bytes
+from ..model.token_structure import STRUCTURE
 from ..model.vocab import CATEGORIES, FLAGS
 from ..scores.indicators import INDICATORS
 from ..verify.verdicts import Verdict
@@ -190,6 +191,7 @@ def expected_members(meta: dict, present: set[str]) -> dict[str, Spec]:
     for name in _BLOBS:
         specs.update({f"{name}_blob": Spec("blob", (None,)), f"{name}_offsets": Spec("iu", (n + 1,))})
     specs.update({f"flag_{name}": Spec("b", (n,), required=False) for name in FLAGS})
+    specs.update({f"structure_{name}": Spec("f", (n,), required=False) for name in STRUCTURE})
     specs.update({f"score_{name}": Spec("f", (n,)) for name in meta["scores"]})
     specs.update({f"projection_{name}": Spec("f", (n, 2)) for name in meta["projections"]})
     if "verdict" in present:
@@ -232,7 +234,8 @@ def check_arrays(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, np.ndar
             raise ValueError("corpus counts without their corpus description")
     if "tokenizer_size" in arrays:
         _in_range(arrays["tokenizer_size"], 0, 2**31, "tokenizer size")
-    for name in ("centers", *(f"projection_{p}" for p in meta["projections"])):
+    structure = [f"structure_{name}" for name in STRUCTURE if f"structure_{name}" in arrays]
+    for name in ("centers", *(f"projection_{p}" for p in meta["projections"]), *structure):
         if not np.isfinite(arrays[name]).all():
             raise ValueError(f"{name} holds NaN or infinite values")
     arrays["category"] = arrays["category"].astype(np.int8)

@@ -4,8 +4,8 @@ Format (documented, never pickle): a NumPy `.npz` archive (a zip of `.npy` membe
 `allow_pickle=False`). Member `meta` holds UTF-8 JSON (format name and version, model info,
 settings, reference rule, timings, score names); strings are stored as one byte blob plus an
 offsets array each (`pieces`, `texts`, `bytes`); numeric columns are plain arrays named
-`flag_<name>`, `score_<name>`, `projection_<name>`, `labels`, `centers`, `category`,
-`reference_ids`, `flagged`, and when present `selection`, the verification results
+`flag_<name>`, `structure_<name>` (model/token_structure.py), `score_<name>`, `projection_<name>`,
+`labels`, `centers`, `category`, `reference_ids`, `flagged`, and when present `selection`, the verification results
 (`verdict`, `max_prob`, `reasons`; the prompt-run history is in `meta`) and corpus counts
 (`corpus_counts`, int64 per token; what was counted is `meta["corpus"]`; `corpus_rarity` is derived
 from them on reading, never stored). Files are written atomically."""
