@@ -99,6 +99,17 @@ def test_the_prompt_editor_streams_through_the_server(served, key_in_env) -> Non
     assert out.ids[:2] == local.ids[:2]
 
 
+def test_the_rate_limit_spaces_the_requests(served, key_in_env) -> None:
+    import time
+
+    model, _, url = served
+    engine = load_engine(model, EngineChoice("server", server=url, api_key_env=key_in_env, rate_limit=10.0))
+    start = time.monotonic()
+    for _ in range(11):
+        engine.client.request("GET", f"{url}/models")
+    assert time.monotonic() - start >= 0.95  # 10 intervals of 0.1 s; unlimited, these take a few ms each
+
+
 def test_cancel_stops_the_requests_in_flight(served, key_in_env) -> None:
     import threading
     import time

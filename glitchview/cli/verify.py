@@ -45,7 +45,8 @@ def engine_choice(args: argparse.Namespace) -> EngineChoice:
     engine = args.engine or ("server" if args.server else "torch")
     if args.server and engine != "server":
         raise GlitchViewError(f"--server needs --engine server (not {engine})")
-    return EngineChoice(engine, args.device, args.precision, args.server or "", args.api_key_env, args.concurrency)
+    return EngineChoice(engine, args.device, args.precision, args.server or "", args.api_key_env, args.concurrency,
+                        args.rate_limit)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -425,9 +425,11 @@ def _echo_is_aligned(values: list[float | None], prompt_tokens: int) -> bool:
 
 
 def connect(loaded: LoadedModel, url: str, api_key_env: str = "", concurrency: int = 8,
-            progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> ServerEngine:
-    """A server engine for `loaded`, after the tokenizer check and the detection of what the server supports."""
-    client = ServerClient(url, api_key(api_key_env), concurrency=concurrency)
+            progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+            rate_limit: float = 0.0) -> ServerEngine:
+    """A server engine for `loaded`, after the tokenizer check and the detection of what the server supports
+    (`rate_limit`: requests started per second at most, 0 for none)."""
+    client = ServerClient(url, api_key(api_key_env), concurrency=concurrency, max_per_second=rate_limit)
     try:
         progress(0.2, f"Asking {client.base} which model it serves")
         model = _served_model(client)
