@@ -56,7 +56,7 @@ def test_verdicts_through_the_server_agree_with_the_local_engine(served, key_in_
     # a broken id mapping or probability source gives about 50%
     assert agreement >= 0.90, agreement
     assert is_glitch(remote.verdicts).sum() >= 5
-    assert remote.engine.startswith(f"server {url}")
+    assert remote.engine.startswith(f"server {url}") and "bias log-probabilities" in remote.engine  # exact, not `top`
 
 
 def test_the_key_comes_from_the_environment_and_is_written_nowhere(served, key_in_env, tmp_path, capsys) -> None:
