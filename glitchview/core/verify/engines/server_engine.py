@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from ...model.loading import LoadedModel
 
 TOP_LOGPROBS = 20  # vLLM's default ceiling
-NO_PENALTY = {"repeat_penalty": 1.0}  # llama-cpp-python's server penalises repeats by default (1.1): the test asks
-# for exactly that (writing the prompt's token again), so its greedy answers differed from the model's own
+NO_PENALTY = {"repeat_penalty": 1.0}  # llama-cpp-python's server penalises repeats by default (1.1); the test
+# reads the model's own greedy answer, which may repeat the prompt's token
 FORCE = 100  # the logit bias that makes the candidate the next token (OpenAI's API allows -100 to 100)
 RETRIES = 4
 COUNTING = ", ".join(str(k) for k in range(1, 25))  # every token after the first few is near certain
