@@ -10,6 +10,7 @@ or `python bench/bench_probing.py --models smollm2,gemma3 --engine torch,llamacp
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -135,12 +136,13 @@ def compare_engines(name: str, engines: list[str], n: int) -> None:
     suspects = analysis.top("unembedding_cosine", n)
     rest = np.setdiff1d(np.flatnonzero(~analysis.table.flags["special"]), suspects)
     ids = np.concatenate([suspects, np.random.default_rng(0).choice(rest, n, replace=False)])
-    print(f"\n## {name}: full test of {len(ids)} tokens ({n} top suspects + {n} random) on {machine()}\n", flush=True)
+    print(f"\n## {name}: full test of {len(ids)} tokens ({n} top suspects + {n} random) on {machine()}; load: the "
+          f"1-minute load average when each row ended\n", flush=True)
     ref = verify_tokens(load_probe_model(model, "float32"), ids, "full")
-    print("| engine | tokens/s | vs torch float32 | glitch-or-not agreement | same verdict | glitch tokens |")
-    print("|---|---:|---:|---:|---:|---:|")
-    print(f"| {ref.engine} (baseline) | {ref.tokens_per_second:.2f} | 1.0x | 100% | 100% | {int(is_glitch(ref.verdicts).sum())} |",
-          flush=True)
+    print("| engine | tokens/s | vs torch float32 | glitch-or-not agreement | same verdict | glitch tokens | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"| {ref.engine} (baseline) | {ref.tokens_per_second:.2f} | 1.0x | 100% | 100% | "
+          f"{int(is_glitch(ref.verdicts).sum())} | {os.getloadavg()[0]:.1f} |", flush=True)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         for engine in engines:
             if engine == "server":
@@ -153,7 +155,7 @@ def compare_engines(name: str, engines: list[str], n: int) -> None:
             exact = float((result.verdicts == ref.verdicts).mean())
             print(f"| {result.engine} | {result.tokens_per_second:.2f} | "
                   f"{result.tokens_per_second / ref.tokens_per_second:.1f}x | {same:.1%} | {exact:.1%} | "
-                  f"{int(is_glitch(result.verdicts).sum())} |", flush=True)
+                  f"{int(is_glitch(result.verdicts).sum())} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -36,11 +36,22 @@ def test_scan_prints_both_ends_and_writes_files(tiny_hf: TinyModel, tmp_path: Pa
     (["scan", "nope.gguf"], "no model at"),
     (["export", "/no/such.gva.npz", "--out", "x.csv"], "no analysis file"),
     (["scan", "smollm2", "-k", "0"], "expected a number of clusters from 1"),
+    (["verify", "smollm2", "--server", "http://127.0.0.1:9/v1", "--rate-limit", "-1"], "expected requests per second"),
 ])
 def test_errors_are_one_line_and_nonzero(args: list[str], message: str, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+
+
+def test_server_options_reach_the_engine_choice() -> None:
+    from glitchview.cli.arguments import build_parser
+    from glitchview.cli.verify import engine_choice
+
+    args = ["verify", "smollm2", "--server", "http://127.0.0.1:9/v1", "--concurrency", "3", "--rate-limit", "2.5"]
+    choice = engine_choice(build_parser().parse_args(args))
+    assert (choice.engine, choice.concurrency, choice.rate_limit) == ("server", 3, 2.5)
+    assert engine_choice(build_parser().parse_args(args[:4])).rate_limit == 0.0  # no limit unless asked
 
 
 def test_verify_refuses_an_encoder_clearly(capsys) -> None:

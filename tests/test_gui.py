@@ -309,6 +309,17 @@ def test_encoder_model_disables_prompting(qtbot, window: MainWindow) -> None:
     assert not window.prompt.run_button.isEnabled() and "cannot generate" in window.prompt.status.text()
 
 
+def test_window_and_command_line_start_on_the_same_engine(qtbot, window: MainWindow) -> None:
+    from glitchview.cli.arguments import build_parser
+    from glitchview.cli.verify import engine_choice
+
+    args = build_parser().parse_args(["verify", "smollm2"])
+    panel = window.settings_panel
+    assert panel.device.currentText() == args.device == "auto"
+    panel.apply_engine.click()  # the window's settings as they start
+    assert window.hub.engine == engine_choice(args)
+
+
 def test_engine_setting_reaches_the_session(qtbot, window: MainWindow, tiny_hf: TinyModel) -> None:
     open_and_wait(qtbot, window, str(tiny_hf.path))
     panel = window.settings_panel

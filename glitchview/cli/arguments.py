@@ -12,8 +12,8 @@ from ..core.analysis import DEFAULT_INDICATOR
 from ..core.errors import GlitchViewError
 from ..core.model.sources import DEFAULT_MODEL, DEMO_MODELS
 from ..core.scores.indicators import INDICATORS
-from ..core.verify.engines import ENGINES
-from ..core.verify.engines.devices import DEVICES
+from ..core.verify.engines import DEFAULT_ENGINE, ENGINES
+from ..core.verify.engines.devices import DEFAULT_DEVICE, DEVICES
 from .analyse import cmd_export, cmd_gui, cmd_indicators, cmd_models, cmd_scan
 from .research import cmd_compare, cmd_corpus, cmd_report
 from .verify import cmd_hunt, cmd_verify
@@ -48,6 +48,17 @@ def _clusters(text: str) -> int:
 def _amount(text: str) -> int:
     """A count where zero means none (--sample, --show)."""
     return _integer(text, "a whole number, 0 or more", 0, MAX_ID)
+
+
+def _rate(text: str) -> float:
+    """Requests per second (--rate-limit): a finite number, 0 or more (0: no limit)."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected requests per second (0 or more), got '{text}'") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected requests per second (0 or more), got {value}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -90,7 +101,7 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=list(ENGINES),
                         help="torch (default), llamacpp (the GGUF file as deployed; glitchview[llamacpp]) or "
                              "server (an OpenAI-compatible server: see --server)")
-    parser.add_argument("--device", choices=list(DEVICES), default="auto",
+    parser.add_argument("--device", choices=list(DEVICES), default=DEFAULT_DEVICE,
                         help="torch: where the network runs (auto: a GPU when there is one and it fits, else the CPU)")
     parser.add_argument("--server", metavar="URL",
                         help="verify on an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama-server, "
@@ -100,7 +111,10 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-keyring", action="store_true",
                         help="take the server's API key from the system keyring (service 'glitchview', user = the "
                              "server URL; store it with `keyring set glitchview URL`)")
-    parser.add_argument("--concurrency", type=_count, default=8, help="server: requests in flight at once (default 8)")
+    parser.add_argument("--concurrency", type=_count, default=DEFAULT_ENGINE.concurrency,
+                        help=f"server: requests in flight at once (default {DEFAULT_ENGINE.concurrency})")
+    parser.add_argument("--rate-limit", type=_rate, default=DEFAULT_ENGINE.rate_limit, metavar="PER_SECOND",
+                        help="server: at most this many requests started per second (default 0: no limit)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,7 +48,8 @@ def engine_choice(args: argparse.Namespace) -> EngineChoice:
     if args.api_key_env and args.api_key_keyring:
         raise GlitchViewError("give the API key one way: --api-key-env or --api-key-keyring")
     return EngineChoice(engine, args.device, args.precision, args.server or "", args.api_key_env,
-                        api_key_keyring=args.api_key_keyring, concurrency=args.concurrency)
+                        api_key_keyring=args.api_key_keyring, concurrency=args.concurrency,
+                        rate_limit=args.rate_limit)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import GlitchViewError
 from ...progress import CancelToken, ProgressFn, no_progress
+from .devices import DEFAULT_DEVICE
 from .sampling import GenerationSettings
 
 if TYPE_CHECKING:
@@ -56,12 +57,13 @@ class EngineChoice:
     """What the user chose: the engine and its settings (never an API key: only the variable's name)."""
 
     engine: str = "torch"
-    device: str = "cpu"  # torch: auto, cpu, cuda, mps
+    device: str = DEFAULT_DEVICE  # torch: auto, cpu, cuda, mps
     precision: str = "auto"  # torch: auto, float32, bfloat16
     server: str = ""  # server: the base URL, e.g. http://127.0.0.1:8000/v1
     api_key_env: str = ""  # server: the environment variable holding the API key
     api_key_keyring: bool = False  # server: the key from the system keyring (service glitchview, user = URL)
     concurrency: int = 8  # server: requests in flight at once
+    rate_limit: float = 0.0  # server: requests started per second at most (0: no limit)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -96,5 +98,5 @@ def load_engine(loaded: LoadedModel, choice: EngineChoice = DEFAULT_ENGINE, prog
         from .server_engine import connect
 
         return connect(loaded, choice.server, choice.api_key_env, choice.concurrency, progress, cancel,
-                       choice.api_key_keyring)
+                       choice.rate_limit, choice.api_key_keyring)
     return load_probe_model(loaded, choice.precision, progress, cancel, choice.device)

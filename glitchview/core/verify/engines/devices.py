@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ...errors import GlitchViewError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_DEVICE = "auto"  # the window's engine setting and the command line's --device start here
 HEADROOM = 1.25  # activations, the key/value cache of a batch and the allocator's slack, over the weights
 GIB = 1024 ** 3
 

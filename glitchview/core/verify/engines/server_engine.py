@@ -6,8 +6,11 @@ The repetition test needs P(candidate | prompt) at the first position and at a f
 after it. The first comes, exactly, from prompt log-probabilities of the prompt with the candidate
 appended: `echo` with `logprobs` on /v1/completions (vLLM), or vLLM's `prompt_logprobs` extension. A
 server whose echoed log-probabilities are shifted by one position (llama-cpp-python 0.3: each prompt
-token gets the probability the model gives it at the *next* position) or absent is read through the
-top `TOP_LOGPROBS` log-probabilities of the first generated position instead (source `top`): a
+token gets the probability the model gives it at the *next* position) or absent gets one generated
+token forced to be the candidate by `logit_bias`, where the server reports the log-probability of a
+generated token from the model's own scores, before the bias (source `bias`, exact; llama-cpp-python;
+checked at `connect` on a token the model would never write there). Else the first position is read
+through the top `TOP_LOGPROBS` log-probabilities of the first generated position (source `top`): a
 candidate outside them gets the smallest of them, an upper bound, so no glitch verdict is made up.
 Later positions come from the top log-probabilities of a greedy completion (outside them: 0). Prompts
 go as token ids where the server takes them (vLLM, llama-server); a server that takes text only
@@ -45,6 +48,9 @@ if TYPE_CHECKING:
     from ...model.loading import LoadedModel
 
 TOP_LOGPROBS = 20  # vLLM's default ceiling
+NO_PENALTY = {"repeat_penalty": 1.0}  # llama-cpp-python's server penalises repeats by default (1.1); the test
+# reads the model's own greedy answer, which may repeat the prompt's token
+FORCE = 100  # the logit bias that makes the candidate the next token (OpenAI's API allows -100 to 100)
 RETRIES = 4
 COUNTING = ", ".join(str(k) for k in range(1, 25))  # every token after the first few is near certain
 END = -1  # the token `stream` yields when the server ends the text itself (eos)
@@ -59,7 +65,7 @@ class ServerError(GlitchViewError):
 @dataclass(frozen=True)
 class Capabilities:
     by_id: bool  # prompts as token ids (else as text)
-    prompt_logprobs: str  # "echo", "vllm" or "top" (see the module docstring)
+    prompt_logprobs: str  # "echo", "vllm", "bias" or "top" (see the module docstring)
     tokenize: str  # the tokenize endpoint used for the tokenizer check ("" when none)
 
 
@@ -176,11 +182,18 @@ class ServerEngine:
         return text
 
     def _complete(self, body: dict[str, Any], cancel: CancelToken | None = None) -> dict[str, Any]:
-        body = {"model": self.model, "temperature": 0.0, "return_tokens_as_token_ids": True, **body}
+        body = {"model": self.model, "temperature": 0.0, "return_tokens_as_token_ids": True, **NO_PENALTY, **body}
         return self.client.request("POST", f"{self.client.base}/completions", body, cancel)["choices"][0]
 
-    def candidate_prob(self, row: list[int], target: int, cancel: CancelToken | None = None) -> float:
-        """P(target | row), exactly, from the prompt log-probabilities of row + [target]."""
+    def candidate_prob(self, row: list[int], target: int, text: str, cancel: CancelToken | None = None
+                       ) -> float | None:
+        """P(target | row), exactly: from the prompt log-probabilities of row + [target], or from the target
+        forced as the next token (`bias`); None where the server gives neither (`top`, or a forced target
+        it does not report, such as an end-of-text token that ends the answer)."""
+        if self.caps.prompt_logprobs == "top":
+            return None
+        if self.caps.prompt_logprobs == "bias":
+            return self._forced_prob(row, target, text, cancel)
         prompt = self._prompt(row + [target], cancel)
         if self.caps.prompt_logprobs == "vllm":
             choice = self._complete({"prompt": prompt, "max_tokens": 1, "prompt_logprobs": 0}, cancel)
@@ -190,6 +203,18 @@ class ServerEngine:
         choice = self._complete({"prompt": prompt, "max_tokens": 1, "echo": True, "logprobs": 1}, cancel)
         value = choice["logprobs"]["token_logprobs"][len(row)]
         return math.exp(value) if value is not None else 0.0
+
+    def _forced_prob(self, row: list[int], target: int, text: str, cancel: CancelToken | None) -> float | None:
+        choice = self._complete({"prompt": self._prompt(row, cancel), "max_tokens": 1, "logprobs": 1,
+                                 "logit_bias": {str(target): FORCE}}, cancel)
+        logprobs = choice.get("logprobs") or {}
+        tokens, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
+        if not tokens or values[0] is None or not self._is_target(tokens[0], target, text):
+            return None
+        return math.exp(values[0])
+
+    def _is_target(self, piece: str, target: int, text: str) -> bool:
+        return piece == f"token_id:{target}" or self._piece_text(piece) == text
 
     def greedy(self, row: list[int], steps: int, cancel: CancelToken | None = None
                ) -> tuple[list[str], np.ndarray, list[dict[str, float]]]:
@@ -209,15 +234,15 @@ class ServerEngine:
 
     def _probe_row(self, row: list[int], target: int, text: str, steps: int, answer: str | None,
                    cancel: CancelToken) -> float:
-        exact = self.caps.prompt_logprobs != "top"
-        best = self.candidate_prob(row, target, cancel) if exact else 0.0
+        first = self.candidate_prob(row, target, text, cancel)
+        exact = first is not None
+        best = first or 0.0
         if steps > 1 or answer is not None or not exact:
             pieces, probs, tops = self.greedy(row, steps, cancel)
             for position, top in enumerate(tops[:steps]):
                 if position == 0 and exact:
                     continue
-                found = [lp for piece, lp in (top or {}).items()
-                         if piece == f"token_id:{target}" or self._piece_text(piece) == text]
+                found = [lp for piece, lp in (top or {}).items() if self._is_target(piece, target, text)]
                 if found:
                     best = max(best, math.exp(max(found)))
                 elif position == 0 and top:  # outside the top: below the smallest of them
@@ -238,7 +263,7 @@ class ServerEngine:
         if not top:
             raise ServerError("not testable on this server: the model ends its text at once (with this token or "
                               "end-of-text) and the server reports no log-probabilities for an ended text")
-        found = [lp for piece, lp in top.items() if piece == f"token_id:{target}" or self._piece_text(piece) == text]
+        found = [lp for piece, lp in top.items() if self._is_target(piece, target, text)]
         return math.exp(max(found) if found else min(top.values()))
 
     def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None,
@@ -272,7 +297,7 @@ class ServerEngine:
         body = {"model": self.model, "prompt": self._prompt([int(t) for t in prompt_ids], cancel), "stream": True,
                 "max_tokens": settings.max_new_tokens, "temperature": 0.0 if settings.greedy else settings.temperature,
                 "top_p": 1.0 if settings.greedy else settings.top_p, "seed": settings.seed,
-                "logprobs": TOP_LOGPROBS, "return_tokens_as_token_ids": True}
+                "logprobs": TOP_LOGPROBS, "return_tokens_as_token_ids": True, **NO_PENALTY}
         response = self.client.request("POST", f"{self.client.base}/completions", body, cancel, stream=True)
         try:
             for line in response.iter_lines():
@@ -380,8 +405,9 @@ def _echoed_tokens(client: ServerClient, model: str, tokenizer: Any, text: str) 
 
 
 def _capabilities(client: ServerClient, model: str, tokenizer: Any, endpoint: str) -> Capabilities:
-    """Token-id prompts or text; exact prompt log-probabilities (echo, vLLM's prompt_logprobs) or the top
-    log-probabilities of generated tokens; a server with none of them is refused."""
+    """Token-id prompts or text; exact prompt log-probabilities (echo, vLLM's prompt_logprobs), the
+    unbiased log-probability of a token forced by logit bias, or the top log-probabilities of generated
+    tokens; a server with none of them is refused."""
     ids = tokenizer.encode(COUNTING, add_special_tokens=False).ids
     url = f"{client.base}/completions"
     base = {"model": model, "max_tokens": 1, "temperature": 0.0}
@@ -390,7 +416,9 @@ def _capabilities(client: ServerClient, model: str, tokenizer: Any, endpoint: st
         by_id, prompt = True, ids
     except ServerError:
         by_id, prompt = False, COUNTING
-    caps = {"echo": {"echo": True, "logprobs": 1}, "vllm": {"prompt_logprobs": 0}, "top": {"logprobs": 5}}
+    unlikely = _unlikely_token(tokenizer)
+    caps = {"echo": {"echo": True, "logprobs": 1}, "vllm": {"prompt_logprobs": 0},
+            "bias": {"logprobs": 1, "logit_bias": {str(unlikely): FORCE}}, "top": {"logprobs": 5}}
     for source, extra in caps.items():
         try:
             choice = client.request("POST", url, {**base, "prompt": prompt, **extra}, retries=2)["choices"][0]
@@ -401,10 +429,30 @@ def _capabilities(client: ServerClient, model: str, tokenizer: Any, endpoint: st
             return Capabilities(by_id, source, endpoint)
         if source == "vllm" and choice.get("prompt_logprobs"):
             return Capabilities(by_id, source, endpoint)
+        if source == "bias" and _reports_unbiased(logprobs, unlikely, tokenizer):
+            return Capabilities(by_id, source, endpoint)
         if source == "top" and (logprobs.get("top_logprobs") or [None])[0]:
             return Capabilities(by_id, source, endpoint)
     raise ServerError(f"{client.base} returns no log-probabilities (neither echo with logprobs, vLLM's prompt_logprobs "
                       f"nor logprobs of generated tokens): it cannot verify tokens")
+
+
+def _unlikely_token(tokenizer: Any) -> int:
+    """A token no model writes after the counting prompt: the first piece of an unrelated word."""
+    return tokenizer.encode(" banana", add_special_tokens=False).ids[0]
+
+
+def _reports_unbiased(logprobs: dict[str, Any], forced: int, tokenizer: Any) -> bool:
+    """Whether the server wrote the forced token and gave it the model's own (tiny) probability after the
+    counting prompt, not the biased one (about 1): only then is a forced token's log-probability exact."""
+    tokens, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
+    if not tokens or values[0] is None:
+        return False
+    piece = tokens[0]
+    written = int(piece[9:]) if piece.startswith("token_id:") and piece[9:].isdigit() else None
+    if written != forced and piece != tokenizer.decode([forced], skip_special_tokens=False):
+        return False
+    return math.exp(values[0]) < 0.01
 
 
 def _echo_is_aligned(values: list[float | None], prompt_tokens: int) -> bool:
@@ -416,9 +464,11 @@ def _echo_is_aligned(values: list[float | None], prompt_tokens: int) -> bool:
 
 def connect(loaded: LoadedModel, url: str, api_key_env: str = "", concurrency: int = 8,
             progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
-            api_key_keyring: bool = False) -> ServerEngine:
-    """A server engine for `loaded`, after the tokenizer check and the detection of what the server supports."""
-    client = ServerClient(url, api_key(api_key_env, url if api_key_keyring else ""), concurrency=concurrency)
+            rate_limit: float = 0.0, api_key_keyring: bool = False) -> ServerEngine:
+    """A server engine for `loaded`, after the tokenizer check and the detection of what the server supports
+    (`rate_limit`: requests started per second at most, 0 for none)."""
+    client = ServerClient(url, api_key(api_key_env, url if api_key_keyring else ""), concurrency=concurrency,
+                          max_per_second=rate_limit)
     try:
         progress(0.2, f"Asking {client.base} which model it serves")
         model = _served_model(client)

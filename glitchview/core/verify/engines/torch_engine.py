@@ -17,7 +17,7 @@ from ...model.gguf_direct import ensure_network_weights
 from ...model.loading import LoadedModel
 from ...progress import CancelToken, ProgressFn, no_progress
 from .answers import answer_prob
-from .devices import DeviceError, Placement, place, this_machine
+from .devices import DEFAULT_DEVICE, DeviceError, Placement, place, this_machine
 from .sampling import GenerationSettings, choose, entropy
 
 
@@ -137,7 +137,7 @@ _BUILT: dict[tuple[str, str, str], ProbeModel] = {}
 
 
 def load_probe_model(loaded: LoadedModel, precision: str = "auto", progress: ProgressFn = no_progress,
-                     cancel: CancelToken | None = None, device: str = "cpu") -> ProbeModel:
+                     cancel: CancelToken | None = None, device: str = DEFAULT_DEVICE) -> ProbeModel:
     """Build the network of a loaded model for probing (never running code from its folder) on `device`
     (cpu, cuda, mps or auto: see `devices.place`).
 
