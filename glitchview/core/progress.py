@@ -19,21 +19,24 @@ def no_progress(fraction: float, message: str) -> None:
 
 
 class CancelToken:
-    """A thread-safe flag: one side calls `cancel()`, the worker calls `check()` between steps."""
+    """A thread-safe flag: one side calls `cancel()`, the worker calls `check()` between steps. A token
+    made with a `parent` is cancelled with it, and can also be cancelled on its own (ending one part of
+    a job, such as a helper process whose result is no longer wanted, without cancelling the job)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: CancelToken | None = None) -> None:
         self._event = threading.Event()
+        self._parent = parent
 
     def cancel(self) -> None:
         self._event.set()
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._event.is_set() or (self._parent is not None and self._parent.cancelled)
 
     def check(self) -> None:
         """Raise `Cancelled` if cancellation was requested."""
-        if self._event.is_set():
+        if self.cancelled:
             raise Cancelled("cancelled by the user")
 
 

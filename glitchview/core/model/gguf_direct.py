@@ -16,7 +16,6 @@ import mmap
 import os
 import shutil
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +79,8 @@ def _quant_type(path: Path, tensor: GgufTensor) -> Any:
             f"package; update gguf or use a file with another quantisation") from None
 
 
-def _row_bytes(path: Path, tensor: GgufTensor) -> int:
-    """Bytes per stored row of a matrix tensor, after checking its type and shape (no data read)."""
+def _layout(path: Path, tensor: GgufTensor) -> tuple[Any, int]:
+    """(ggml type, bytes per stored row) of a matrix tensor, after checking its type and shape (no data read)."""
     from gguf import GGML_QUANT_SIZES
 
     qtype = _quant_type(path, tensor)
@@ -91,7 +90,7 @@ def _row_bytes(path: Path, tensor: GgufTensor) -> int:
     if tensor.shape[1] % block:
         raise ModelLoadError(f"cannot read GGUF file {path}: {tensor.name} rows of {tensor.shape[1]} values "
                              f"are not whole {qtype.name} blocks of {block}")
-    return tensor.shape[1] // block * block_bytes
+    return qtype, tensor.shape[1] // block * block_bytes
 
 
 def _fresh_float32(rows: int, cols: int) -> np.ndarray:
@@ -108,8 +107,7 @@ def dequantise(path: Path, header: GgufHeader, tensor: GgufTensor,
 
     from gguf.quants import dequantize
 
-    row_bytes = _row_bytes(path, tensor)
-    qtype = _quant_type(path, tensor)
+    qtype, row_bytes = _layout(path, tensor)
     rows, cols = tensor.shape
     start = header.data_start + tensor.offset
     blob = np.memmap(path, mode="r", dtype=np.uint8)
@@ -138,7 +136,7 @@ def _embedding_tensors(path: Path, header: GgufHeader) -> list[GgufTensor]:
         raise NoEmbeddingError(f"{path.name} holds no {INPUT_TENSOR} (nor {OUTPUT_TENSOR}) among its "
                                f"{len(header.tensors)} tensors")
     for tensor in wanted:
-        _row_bytes(path, tensor)
+        _layout(path, tensor)
     return wanted
 
 
@@ -214,16 +212,12 @@ def open_gguf(source: ModelSource, fp: str, progress: ProgressFn,
     _embedding_tensors(source.path, header)  # a missing matrix or a bad type fails before any work starts
     target = cache_root() / "models" / fp
     cached = metadata_ready(target)
-    stop = CancelToken()  # ends the tokenizer's child when the user cancels or the dequantisation fails
+    stop = CancelToken(cancel)  # ends the tokenizer's child when the user cancels or the dequantisation fails
     with ThreadPoolExecutor(1, thread_name_prefix="gguf-tokenizer") as pool:
         building = None if cached else pool.submit(_build_metadata, source.path, header, target, progress, stop)
         try:
             progress(0.05, f"dequantising {INPUT_TENSOR} of {source.path.name}")
             matrices = read_embeddings(source.path, header, cancel)
-            while building is not None and not building.done():
-                if cancel.cancelled:
-                    stop.cancel()
-                time.sleep(0.05)
         except BaseException:
             stop.cancel()
             raise
