@@ -98,7 +98,7 @@ def project(matrix: np.ndarray, method: str, seed: int = 0, progress: ProgressFn
     """A 2-D projection of the rows by `method` ('pca' or 'umap'; PCA on `axes` when already computed)."""
     if method == "pca":
         progress(0.0, "PCA of the embedding matrix")
-        coords = pca(matrix, 2, axes=axes)[0]
+        coords = pca(matrix, 2, seed, axes=axes)[0]
         progress(1.0, "PCA done")
         return coords
     if method == "umap":
