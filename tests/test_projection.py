@@ -85,7 +85,8 @@ def test_first_map_of_a_large_matrix_uses_a_row_sample(monkeypatch: pytest.Monke
     np.testing.assert_array_equal(preview, projection.first_map(x)[0])  # seeded
 
 
-def test_the_analysis_replaces_a_sampled_first_map_by_the_exact_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_analysis_replaces_a_sampled_first_map_by_the_exact_one(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from tiny_models import write_hf_folder
 
     from glitchview.core.model.loading import finite_matrices, load_model

@@ -6,8 +6,8 @@ punctuation runs are invisible to all of them), but together with the tokenizer'
 (category, flags, byte length, its structure among the other tokens: `model/token_structure.py`) they
 may do better (on SmolLM2 they tie the best indicator: README, Benchmarks). The verified tokens are the
 labels; the classifier is a class-balanced logistic regression on standardised features, small enough to
-fit in a fraction of a second and to read (its coefficients are reported). Its quality is measured where it was not trained:
-out-of-fold on the verified tokens beside each single indicator, and on the top of its new ranking,
+fit in a fraction of a second and to read (its coefficients are reported). Its quality is measured where
+it was not trained: out-of-fold on the verified tokens beside each single indicator, and on the top of its new ranking,
 which `hunt` verifies afresh."""
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """2-D maps of the embedding matrix: PCA at once, UMAP on request.
 
 PCA is a randomized subspace iteration (a few thin matrix products over the matrix, well under a
-second on Gemma-3 and seconds at 128k x 4,096). UMAP runs on a PCA-50 reduction in a child process (`core.child`), so that a cancel
-stops it at once and a crash of numba cannot take the application down; its numba compile cache
-lives in GlitchView's cache folder so only the first run ever compiles."""
+second on Gemma-3 and seconds at 128k x 4,096; a large matrix's first map uses a row sample's axes).
+UMAP runs on a PCA-50 reduction in a child process (`core.child`), so that a cancel stops it at once
+and a crash of numba cannot take the application down; its numba compile cache lives in GlitchView's
+cache folder so only the first run ever compiles."""
 
 from __future__ import annotations
 
@@ -183,7 +184,8 @@ def _umap_child(in_path: str, out_path: str, seed: int, route: UmapRoute, cache_
         progress(0.9, f"placing the other {rest.size} points by their nearest laid-out neighbours")
         near, far = neighbours(data[rest])
         weights = np.where(near >= 0, 1.0 / np.maximum(far, 1e-6), 0.0)
-        coords[rest] = (coords[laid][near] * weights[:, :, None]).sum(1) / np.maximum(weights.sum(1, keepdims=True), 1e-12)
+        total = np.maximum(weights.sum(1, keepdims=True), 1e-12)
+        coords[rest] = (coords[laid][near] * weights[:, :, None]).sum(1) / total
     np.save(out_path, coords)
 
 
