@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tiny_models import TinyModel
 
 from glitchview.core.pipeline import open_model, scan
@@ -18,7 +19,8 @@ from glitchview.core.verify.generation import Generated, GenerationSettings, beh
 from glitchview.core.verify.probing import NotGenerativeError, ProbeModel, load_probe_model, verify_tokens
 from glitchview.core.verify.quality import indicator_quality, quality_table, roc_auc
 from glitchview.core.verify.taxonomy import TAXONOMY, classify_tokens
-from glitchview.core.verify.templates import SLOT, encode_template, fill
+from glitchview.core.verify.engines.answers import greedy_scores
+from glitchview.core.verify.templates import SLOT, default_templates, encode_template, fill, repetition_text
 from glitchview.core.verify.verdicts import GLITCH_VERDICTS, Verdict
 from glitchview.core.verify.verdicts import LABELS as VERDICTS
 
@@ -90,6 +92,28 @@ def test_the_full_test_lets_the_model_answer(smollm2) -> None:
     assert (result.prompt_probs[:2, names.index("what-means-answer")] > 0.1).all()  # the answer writes them
     assert (result.prompt_probs[:2, names.index("copy-quoted-examples")] > 0.1).all()  # and so does the copy
     assert (result.prompt_probs[:2, names.index("repeat-device")] < 0.01).all()  # the device prompt alone does not
+
+
+def test_positions_after_the_model_ends_its_text_do_not_count(smollm2) -> None:
+    """SmolLM2 ends its answer to "What does the string « questionna» mean?" at once; what it would
+    write after its own end-of-text (the token itself, at 0.07, before this rule) is no answer."""
+    model, probe = smollm2
+    token = model.tokenizer.token_to_id("Ġquestionna")
+    spec = next(t for t in default_templates()["repetition"] if t["name"] == "what-means-answer")
+    row = fill(encode_template(model.tokenizer, repetition_text(spec, 3)), np.asarray([token]))[0]
+    answer = generate(probe, row, GenerationSettings(max_new_tokens=10))
+    assert answer.ids == [], answer.text  # the model ends its text at once
+    with torch.inference_mode():
+        first = float(torch.softmax(probe.step(torch.from_numpy(row)[None, :])[0][0], dim=-1)[token])
+    result = verify_tokens(probe, [token], "full")
+    assert result.prompt_probs[0, list(result.templates).index("what-means-answer")] == pytest.approx(first, rel=1e-3)
+
+
+def test_greedy_scores_stop_at_the_end_token() -> None:
+    target_p = np.array([[0.01, 0.02, 0.9, 0.8], [0.01, 0.5, 0.9, 0.9]], dtype=np.float32)
+    greedy = np.array([[5, 2, 7, 7], [5, 6, 7, 2]])  # row 0 ends at position 1 (token 2), row 1 at 3
+    best = greedy_scores(None, target_p, greedy, np.ones_like(target_p), {2}, None)
+    np.testing.assert_allclose(best, [0.02, 0.9])  # the end position itself counts, nothing after it
 
 
 def test_screening_never_calls_a_glitch_without_the_full_test(planted_model) -> None:

@@ -1,4 +1,8 @@
-"""Whether a greedy answer wrote the token's text, in whatever tokens: shared by every engine."""
+"""What a greedy continuation shows about the token under test, shared by every engine: the token's
+largest probability over its positions, and whether the answer wrote the token's text in any tokens.
+Positions after the model ends its text (an end token) do not count: what a model would write after
+its own end-of-text is no answer (SmolLM2 writes `<|im_start|>` there, which made that special token
+look reproduced), and a server stops there anyway."""
 
 from __future__ import annotations
 
@@ -27,3 +31,19 @@ def span_prob(decode: Callable[[int, int], str], probs: np.ndarray, text: str) -
 def answer_prob(tokenizer: Any, ids: list[int], probs: np.ndarray, text: str) -> float:
     """`span_prob` of a greedy answer given as token ids, decoded by the model's tokenizer."""
     return span_prob(lambda s, e: tokenizer.decode(ids[s:e], skip_special_tokens=True), probs[:len(ids)], text)
+
+
+def greedy_scores(tokenizer: Any, target_p: np.ndarray, greedy: np.ndarray, greedy_p: np.ndarray, ends: set[int],
+                  answers: list[str] | None) -> np.ndarray:
+    """Per row: the largest probability of its target (`target_p`, rows x positions) over the positions
+    up to and including the one where the greedy continuation (`greedy`, with probabilities `greedy_p`)
+    writes an end token; with `answers` (each target's text), also `answer_prob` of the answer before it."""
+    ended = np.isin(greedy, list(ends))
+    lengths = np.where(ended.any(axis=1), ended.argmax(axis=1), greedy.shape[1])  # answer tokens before the end
+    counted = np.arange(greedy.shape[1])[None, :] <= lengths[:, None]
+    best = np.where(counted, target_p, 0.0).max(axis=1).astype(np.float32)
+    if answers is not None:
+        said = [answer_prob(tokenizer, greedy[k, :lengths[k]].tolist(), greedy_p[k], answers[k])
+                for k in range(len(greedy))]
+        best = np.maximum(best, np.asarray(said, dtype=np.float32))
+    return best

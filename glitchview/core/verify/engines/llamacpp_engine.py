@@ -20,7 +20,7 @@ import numpy as np
 
 from ...errors import GlitchViewError
 from ...progress import CancelToken, ProgressFn, no_progress
-from .answers import answer_prob
+from .answers import greedy_scores
 from .sampling import GenerationSettings, choose, entropy
 
 if TYPE_CHECKING:
@@ -158,12 +158,12 @@ class LlamaCppEngine:
                     owners += [seq] * len(tail)
                     wanted += [False] * (len(tail) - 1) + [True]
                 logits = self._decode(tokens, positions, owners, wanted)
-                best = np.zeros(n, dtype=np.float32)
+                target_p = np.zeros((n, steps), dtype=np.float32)
                 greedy = np.zeros((n, steps), dtype=np.int64)
                 greedy_p = np.zeros((n, steps), dtype=np.float32)
                 for step in range(steps):
                     probs = _softmax(logits)
-                    best = np.maximum(best, probs[np.arange(n), targets])
+                    target_p[:, step] = probs[np.arange(n), targets]
                     greedy[:, step] = probs.argmax(axis=1)
                     greedy_p[:, step] = probs[np.arange(n), greedy[:, step]]
                     if step == steps - 1:
@@ -172,10 +172,7 @@ class LlamaCppEngine:
             finally:
                 for seq in seqs:
                     self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
-        if answers is not None:
-            said = [answer_prob(self.tokenizer, greedy[k].tolist(), greedy_p[k], answers[k]) for k in range(n)]
-            best = np.maximum(best, np.asarray(said, dtype=np.float32))
-        return best
+        return greedy_scores(self.tokenizer, target_p, greedy, greedy_p, self.eos_ids(), answers)
 
     def stream(self, prompt_ids: np.ndarray, settings: GenerationSettings,
                cancel: CancelToken) -> Iterator[tuple[int, float, float]]:

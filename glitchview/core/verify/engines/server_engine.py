@@ -157,6 +157,7 @@ class ServerEngine:
         self.dtype_name = "as served"
         self._bos = bos  # what the server puts before a text prompt by itself
         self._specials = [i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special]
+        self._special_set = set(self._specials)
 
     @property
     def description(self) -> str:
@@ -214,7 +215,12 @@ class ServerEngine:
         return math.exp(values[0])
 
     def _is_target(self, piece: str, target: int, text: str) -> bool:
-        return piece == f"token_id:{target}" or self._piece_text(piece) == text
+        """Whether a written piece may be the target: its id or its text, or, for a special target, an
+        empty piece (llama-cpp-python writes special tokens as empty text: any of them may be the target,
+        so its probability is an upper bound, and exact only where the target was forced)."""
+        if piece == f"token_id:{target}" or self._piece_text(piece) == text:
+            return True
+        return piece == "" and target in self._special_set
 
     def greedy(self, row: list[int], steps: int, cancel: CancelToken | None = None
                ) -> tuple[list[str], np.ndarray, list[dict[str, float]]]:

@@ -16,7 +16,7 @@ from ...errors import GlitchViewError
 from ...model.gguf_direct import ensure_network_weights
 from ...model.loading import LoadedModel
 from ...progress import CancelToken, ProgressFn, no_progress
-from .answers import answer_prob
+from .answers import greedy_scores
 from .devices import DEFAULT_DEVICE, DeviceError, Placement, place, this_machine
 from .sampling import GenerationSettings, choose, entropy
 
@@ -61,9 +61,9 @@ class ProbeModel:
 
     def probe(self, rows: np.ndarray, targets: np.ndarray, steps: int, answers: list[str] | None = None,
               cancel: CancelToken | None = None) -> np.ndarray:
-        """Largest probability of each row's target over the next `steps` positions (greedy). With
-        `answers` (each target's text), also the probability of a greedy answer that writes that text in
-        any tokens (`answer_prob`). The part of the prompt before the first slot is the same for every
+        """Largest probability of each row's target over the next `steps` positions (greedy, until the
+        model ends its text). With `answers` (each target's text), also the probability of a greedy answer
+        that writes that text in any tokens (`answers.greedy_scores`). The part of the prompt before the first slot is the same for every
         row: it is read once."""
         import torch
 
@@ -73,23 +73,18 @@ class ProbeModel:
             target = torch.from_numpy(targets).long()[:, None].to(self.device)
             cache = self._shared_prefix(rows[0, :first_slot], len(rows)) if first_slot > 0 else None
             logits, cache = self.step(torch.from_numpy(np.ascontiguousarray(rows[:, first_slot:])), cache)
-            best = torch.zeros(len(rows), dtype=torch.float32, device=self.device)
-            greedy, greedy_p = [], []
+            target_p, greedy, greedy_p = [], [], []
             for step in range(steps):
                 probs = torch.softmax(logits, dim=-1)
-                best = torch.maximum(best, probs.gather(1, target)[:, 0])
+                target_p.append(probs.gather(1, target)[:, 0])
                 choice = probs.argmax(dim=-1, keepdim=True)
                 greedy.append(choice[:, 0])
                 greedy_p.append(probs.gather(1, choice)[:, 0])
                 if step == steps - 1:
                     break
                 logits, cache = self.step(choice, cache)
-        out = best.cpu().numpy()
-        if answers is not None:
-            ids, p = torch.stack(greedy, 1).cpu().numpy(), torch.stack(greedy_p, 1).cpu().numpy()
-            said = [answer_prob(self.tokenizer, ids[k].tolist(), p[k], answers[k]) for k in range(len(rows))]
-            out = np.maximum(out, np.asarray(said, dtype=np.float32))
-        return out
+        return greedy_scores(self.tokenizer, *(torch.stack(v, 1).cpu().numpy() for v in (target_p, greedy, greedy_p)),
+                             self.eos_ids(), answers)
 
     def stream(self, prompt_ids: np.ndarray, settings: GenerationSettings,
                cancel: CancelToken) -> Iterator[tuple[int, float, float]]:
