@@ -79,13 +79,14 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()
 
-    from glitchview.core.model.token_structure import fragment_likeness
+    from glitchview.core.model.token_structure import add_token_structure, fragment_likeness
     from glitchview.core.pipeline import scan
     from glitchview.core.verify.probing import load_probe_model, verify_tokens
     from glitchview.core.verify.verdicts import summary
 
     print(f"Machine: {machine()}")
     model, analysis = scan(args.model)
+    add_token_structure(analysis.table, model.tokenizer)
     probe = load_probe_model(model, args.precision)
     usable = ~analysis.known_unused & ~analysis.table.flags["no_token"]
     store = VerdictStore(args.store)

@@ -2,7 +2,7 @@
 PCA-50 reduction: the previous route), each in a fresh process with a fresh numba cache, so that
 compilation counts, then the chosen route again with its cache warm. Quality: scikit-learn's
 `trustworthiness` (k = 10) on a fixed 5,000-token sample, against the embedding matrix itself.
-Run: `python bench/bench_map.py [gemma3] [--skip-baseline] [--routes faiss60,nnd100,...]` (the first route
+Run: `python bench/bench_map.py [gemma3] [--skip-baseline] [--routes faiss50,faiss100,...]` (the first route
 named is the one run twice)."""
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ PROBE = 5_000
 def routes() -> dict:
     from glitchview.core.scores.projection import UmapRoute
 
-    return {"faiss60": UmapRoute(epochs=60), "faiss100": UmapRoute(epochs=100),
+    return {"faiss50": UmapRoute(), "faiss60": UmapRoute(epochs=60, probes=16),
+            "faiss100": UmapRoute(epochs=100, probes=16),
             "nnd100": UmapRoute(epochs=100, graph="pynndescent"), "nnd60": UmapRoute(epochs=60, graph="pynndescent"),
             "sample32k": UmapRoute(epochs=200, sample=32_768), "sample64k": UmapRoute(epochs=200, sample=65_536)}
 
@@ -69,7 +70,7 @@ def child(name: str, x_path: str, cache: Path, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", nargs="?", default="gemma3")
-    parser.add_argument("--routes", default="faiss60,nnd100")
+    parser.add_argument("--routes", default="faiss50,faiss100,nnd100")
     parser.add_argument("--skip-baseline", action="store_true", help="skip umap-learn's defaults (minutes)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -118,3 +118,22 @@ def test_verify_top_reuses_the_models_cached_analysis(tiny_untied: TinyModel, ca
     assert main(["verify", str(tiny_untied.path), "--top", "3", "--sample", "2", "--mode", "fast"]) == 0
     captured = capsys.readouterr()
     assert "Clustering" not in captured.err and "reused its last analysis" in captured.out
+
+
+@pytest.mark.slow
+def test_hunt_learns_on_smollm2_and_saves_the_token_structure(tmp_path: Path, capsys) -> None:
+    """`glitchview hunt`: verifies a budget of informative tokens, fits the detector, checks the top of
+    its new ranking, and saves the analysis with the token structure it learnt from (which opening
+    the model no longer computes)."""
+    from glitchview.core.model.token_structure import STRUCTURE
+    from glitchview.core.store.analysis_file import load_analysis
+    from glitchview.core.verify.verdicts import is_verified
+
+    session = tmp_path / "hunt.gva.npz"
+    assert main(["hunt", "smollm2", "--budget", "60", "--check", "8", "--session", str(session)]) == 0
+    out = capsys.readouterr().out
+    assert "Verified 60 chosen tokens" in out and "Detector fitted on" in out and "Precision@8" in out
+    assert "Top 8 of the detector's new ranking, never verified before, full test:" in out
+    saved = load_analysis(session)
+    assert set(saved.table.structure) == set(STRUCTURE) and saved.table.structure["consumed_share"].any()
+    assert int(is_verified(saved.verdicts.verdict).sum()) >= 60 + 8

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tiny_models import TinyModel
 
-from glitchview.core.model.token_structure import fragment_likeness
+from glitchview.core.model.token_structure import add_token_structure, fragment_likeness
 from glitchview.core.pipeline import ScanSettings, scan
 from glitchview.core.scores.detector import fit_detector, learn, pick_to_verify, token_features
 from glitchview.core.verify.verdicts import Verdict
@@ -15,7 +15,10 @@ from glitchview.core.verify.verdicts import Verdict
 
 @pytest.fixture(scope="module")
 def analysis(tiny_hf: TinyModel):
-    return scan(str(tiny_hf.path), ScanSettings(clusters=4))[1]
+    model, analysis = scan(str(tiny_hf.path), ScanSettings(clusters=4))
+    assert not analysis.table.structure  # opening a model does not compute it: the detector adds it
+    add_token_structure(analysis.table, model.tokenizer)
+    return analysis
 
 
 def test_the_detector_learns_the_planted_rows(analysis, tiny_hf: TinyModel) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from analysis_checks import assert_same_analysis
 
+from glitchview.core.model.token_structure import add_token_structure
 from glitchview.core.scores.indicators import INDICATORS, ranking
 from glitchview.core.store.analysis_file import load_analysis, save_analysis
 from glitchview.core.store.export import read_token_bytes, write_csv
@@ -56,7 +57,7 @@ def test_leftover_bpe_fragments_are_seen(smollm2_scan) -> None:
     """` Citiz` and ` pries` are never the tokenizer's choice for their words (` Citizen`, ` priest`):
     the token structure sees later merges consume them, and ` the` is not seen so."""
     model, analysis = smollm2_scan
-    structure = analysis.table.structure
+    structure = add_token_structure(analysis.table, model.tokenizer).structure
     citiz, pries, the = (model.tokenizer.token_to_id(p) for p in ("ĠCitiz", "Ġpries", "Ġthe"))
     assert structure["longer_with_prefix"][citiz] >= 2 and structure["consumed_share"][citiz] == 1.0
     assert structure["consumed_share"][pries] == 1.0 and structure["consumed_share"][the] < 0.5

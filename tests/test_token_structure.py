@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tokenizers import AddedToken, Tokenizer, models
 
-from glitchview.core.model.token_structure import STRUCTURE, fragment_likeness
+from glitchview.core.model.token_structure import STRUCTURE, add_token_structure, fragment_likeness
 from glitchview.core.model.vocab import build_token_table
 
 MERGES = [("c", "i"), ("ci", "t"), ("i", "z"), ("cit", "iz"), ("e", "n"), ("citiz", "en"), ("citizen", "s")]
@@ -19,7 +19,7 @@ def table():
     pieces = chars + [a + b for a, b in MERGES]
     tokenizer = Tokenizer(models.BPE({piece: i for i, piece in enumerate(pieces)}, MERGES))
     tokenizer.add_special_tokens([AddedToken("citizenship", special=True)])  # a special: never counted
-    return build_token_table(tokenizer, len(pieces) + 1)
+    return add_token_structure(build_token_table(tokenizer, len(pieces) + 1), tokenizer)
 
 
 def row(table, text: str) -> dict[str, float]:
@@ -51,6 +51,6 @@ def test_merges_that_consume_a_token(table) -> None:
 
 def test_a_tokenizer_without_merges_has_no_merge_columns() -> None:
     tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0, "ab": 1, "abc": 2}, unk_token="[UNK]"))
-    table = build_token_table(tokenizer, 3)
+    table = add_token_structure(build_token_table(tokenizer, 3), tokenizer)
     assert table.structure["longer_with_prefix"].tolist() == [0, 1, 0]
     assert not np.any(table.structure["consuming_merges"])

@@ -134,7 +134,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_hunt(args: argparse.Namespace) -> int:
     """Verify `--budget` informative tokens, fit the learning detector, verify the top of its new ranking."""
-    from ..core.model.vocab import cached_token_table
+    from ..core.model.token_structure import add_token_structure
     from ..core.pipeline import open_model
     from ..core.scores.detector import learn
     from ..core.store.analysis_file import save_analysis
@@ -149,8 +149,7 @@ def cmd_hunt(args: argparse.Namespace) -> int:
         model = open_model(args.model, sub_progress(bars, 0.0, 0.2))
         probe = load_engine(model, choice)
         analysis, origin = _saved_or_new_analysis(model, args, sub_progress(bars, 0.2, 0.4))
-        if not analysis.table.structure:  # saved before the token structure existed: the detector learns from it
-            analysis.table.structure = cached_token_table(model.folder, model.fingerprint, len(analysis)).structure
+        add_token_structure(analysis.table, model.tokenizer)  # the detector learns from it (kept in the analysis)
         verdicts = analysis.ensure_verdicts()
 
         def verify(ids: np.ndarray) -> None:  # screening confirmed by the full test, recorded in the analysis

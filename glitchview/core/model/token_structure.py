@@ -15,9 +15,12 @@ merged further, so the model hardly ever saw it alone. Two views of that, cheap 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .vocab import TokenTable
 
 STRUCTURE: tuple[str, ...] = ("longer_with_prefix", "longer_with_suffix", "consuming_merges",
                               "consumed_share", "next_merge_ratio")
@@ -95,6 +98,16 @@ def token_structure(tokenizer: Any, pieces: list[str], token_bytes: list[bytes],
     piece_ids = {piece: i for i, piece in enumerate(pieces) if usable[i]}
     merged = merge_features(bpe_merges(tokenizer), piece_ids, n)
     return {"longer_with_prefix": prefix, "longer_with_suffix": suffix, **merged}
+
+
+def add_token_structure(table: TokenTable, tokenizer: Any) -> TokenTable:
+    """`table` with its structure columns (computed here unless it holds them: an analysis saved by
+    `hunt` does). Only the learning detector uses them, so opening a model does not pay for them
+    (about 2 s on Gemma-3's 262k tokens)."""
+    if not table.structure:
+        usable = ~table.flags["special"] & ~table.flags["no_token"]
+        table.structure = token_structure(tokenizer, table.pieces, table.token_bytes, usable)
+    return table
 
 
 def fragment_likeness(structure: dict[str, np.ndarray], n: int) -> np.ndarray:

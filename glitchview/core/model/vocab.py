@@ -22,7 +22,7 @@ from ..progress import CancelToken, ProgressFn, no_progress
 from ..store.blobs import pack, pack_strings, unpack, unpack_strings
 from ..store.files import atomic_write
 from .sources import cache_root
-from .token_structure import STRUCTURE, token_structure
+from .token_structure import STRUCTURE
 
 CATEGORIES: tuple[str, ...] = (
     "special", "byte_fragment", "whitespace", "digits", "punctuation", "emoji", "cjk",
@@ -50,6 +50,7 @@ _NON_LATIN_LETTER = regex.compile(r"(?!\p{Latin})\p{L}")
 _WORDPIECE_ANCHORS = ("0", "x", "q")
 BATCH = 2048
 TABLE_CACHE_VERSION = 4  # 2: known_unused; 3: literal U+2581 outside SentencePiece, holes in the ids; 4: structure
+# (which v4 tables written since no longer hold: `add_token_structure` adds it where it is used)
 
 
 @dataclass
@@ -62,7 +63,8 @@ class TokenTable:
     flags: dict[str, np.ndarray]
     category: np.ndarray  # int8 index into CATEGORIES
     tokenizer_size: int = 0  # tokens the tokenizer knows (may differ from the matrix rows)
-    structure: dict[str, np.ndarray] = field(default_factory=dict)  # token_structure.STRUCTURE columns
+    structure: dict[str, np.ndarray] = field(default_factory=dict)  # token_structure.STRUCTURE columns, added
+    # by `token_structure.add_token_structure` where the detector needs them (never on open: seconds for nothing)
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -229,8 +231,7 @@ def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
              "nonfinite": np.zeros(n_rows, dtype=bool)}  # set from the matrix by the analysis
     unused = unused_name_mask(pieces) | invalid_byte_mask(token_bytes, byte_piece)
     category = _categorise(texts, flags, unused)
-    structure = token_structure(tokenizer, pieces, token_bytes, ~special & ~no_token)
-    return TokenTable(pieces, texts, token_bytes, flags, category, vocab_size, structure)
+    return TokenTable(pieces, texts, token_bytes, flags, category, vocab_size)
 
 
 def _valid_utf8(data: bytes) -> bool:

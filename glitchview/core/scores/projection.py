@@ -118,12 +118,12 @@ class UmapRoute:
 
     n_neighbors: int = 15
     min_dist: float = 0.1
-    epochs: int = 100
+    epochs: int = 50  # Gemma-3: trustworthiness 0.826 at 50, 0.821 at 45, 0.825 at 60, 0.830 at 100 (bench_map)
     init: str = "pca"
     sample: int = 0
     graph: str = "faiss"  # or "pynndescent"
     lists: int = 1024
-    probes: int = 16
+    probes: int = 12  # recall@15 0.87 (16: 0.90, 6.2 s against 7.4 s on Gemma-3), the same trustworthiness
 
 
 Neighbours = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # points -> (ids, distances), k per point

@@ -80,8 +80,8 @@ class LlamaCppEngine:
         self.tokenizer = tokenizer
         self.vocab_rows = vocab_rows
         desc = ctypes.create_string_buffer(256)
-        lib.llama_model_desc(self._model, desc, 256)  # "llama 135M Q4_1"
-        self.dtype_name = (desc.value.decode("utf-8", "replace").split() or ["gguf"])[-1]
+        lib.llama_model_desc(self._model, desc, 256)  # "llama 135M Q4_1", "gemma3 270M Q4_K - Medium"
+        self.dtype_name = " ".join(desc.value.decode("utf-8", "replace").split()[2:]) or "gguf"
         self.where = "GPU" if lib.llama_supports_gpu_offload() else "CPU"
 
     @property
