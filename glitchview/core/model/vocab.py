@@ -285,12 +285,16 @@ def _build_and_cache(folder: Path, n_rows: int, path: Path, progress: Callable[[
         np.savez(handle, allow_pickle=False, **table_arrays(table))
 
 
+def table_cache_path(fingerprint: str, n_rows: int) -> Path:
+    return cache_root() / "tables" / f"{fingerprint}-{n_rows}-v{TABLE_CACHE_VERSION}.npz"
+
+
 def cached_token_table(folder: Path, fingerprint: str, n_rows: int, progress: ProgressFn = no_progress,
                        cancel: CancelToken | None = None) -> TokenTable:
     """The token table of a model, from the cache when it was built before (keyed by the model's
     fingerprint), else built in a child process (the Rust tokenizer holds the GIL for seconds on
     large vocabularies) and cached; a cached open never loads the tokenizer."""
-    path = cache_root() / "tables" / f"{fingerprint}-{n_rows}-v{TABLE_CACHE_VERSION}.npz"
+    path = table_cache_path(fingerprint, n_rows)
     for attempt in range(2):
         if path.exists():
             try:
