@@ -103,8 +103,8 @@ def bench_model(name: str, skip_sklearn: bool, clusters: int) -> dict[str, str]:
     best = min(inertias.values())
     out = {
         "shape": f"{x.shape[0]:,} x {x.shape[1]}",
-        "token table": f"{rows['token table']:.2f} s in this process, {rows['token table, child']:.2f} s in a child "
-                       f"process as the window and scan build it (start, tokenizer read, build, cache write)",
+        "token table": f"{rows['token table']:.2f} s in this process, {rows['token table, child']:.2f} s in a "
+                       f"child process as the window and scan build it (start, tokenizer read, build, cache write)",
         "k-means ours": f"{rows['k-means (GlitchView)']:.2f} s, inertia {100 * (inertias['GlitchView'] / best - 1):+.3f}%",
         "MiniBatchKMeans(n_init=3)": f"{rows['k-means MiniBatchKMeans(n_init=3)']:.2f} s "
         f"({rows['k-means MiniBatchKMeans(n_init=3)'] / rows['k-means (GlitchView)']:.2f}x ours), "

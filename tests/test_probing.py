@@ -15,11 +15,11 @@ from tiny_models import TinyModel
 
 from glitchview.core.pipeline import open_model, scan
 from glitchview.core.progress import CancelToken
+from glitchview.core.verify.engines.answers import greedy_scores
 from glitchview.core.verify.generation import Generated, GenerationSettings, behaviour_verdict, generate, output_metrics
 from glitchview.core.verify.probing import NotGenerativeError, ProbeModel, load_probe_model, verify_tokens
 from glitchview.core.verify.quality import indicator_quality, quality_table, roc_auc
 from glitchview.core.verify.taxonomy import TAXONOMY, classify_tokens
-from glitchview.core.verify.engines.answers import greedy_scores
 from glitchview.core.verify.templates import SLOT, default_templates, encode_template, fill, repetition_text
 from glitchview.core.verify.verdicts import GLITCH_VERDICTS, Verdict
 from glitchview.core.verify.verdicts import LABELS as VERDICTS

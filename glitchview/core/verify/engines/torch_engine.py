@@ -63,8 +63,8 @@ class ProbeModel:
               cancel: CancelToken | None = None) -> np.ndarray:
         """Largest probability of each row's target over the next `steps` positions (greedy, until the
         model ends its text). With `answers` (each target's text), also the probability of a greedy answer
-        that writes that text in any tokens (`answers.greedy_scores`). The part of the prompt before the first slot is the same for every
-        row: it is read once."""
+        that writes that text in any tokens (`answers.greedy_scores`). The part of the prompt before the
+        first slot is the same for every row: it is read once."""
         import torch
 
         first_slot = int(np.argmax(rows[0] != rows[-1])) if len(rows) > 1 else 0
