@@ -161,14 +161,20 @@ class LlamaCppEngine:
                 target_p = np.zeros((n, steps), dtype=np.float32)
                 greedy = np.zeros((n, steps), dtype=np.int64)
                 greedy_p = np.zeros((n, steps), dtype=np.float32)
+                ends = list(self.eos_ids())
+                alive = np.arange(n)  # the rows whose answer goes on (one row of `logits` each)
                 for step in range(steps):
                     probs = _softmax(logits)
-                    target_p[:, step] = probs[np.arange(n), targets]
-                    greedy[:, step] = probs.argmax(axis=1)
-                    greedy_p[:, step] = probs[np.arange(n), greedy[:, step]]
-                    if step == steps - 1:
+                    here = np.arange(len(alive))
+                    choice = probs.argmax(axis=1)
+                    target_p[alive, step] = probs[here, targets[alive]]
+                    greedy[alive, step], greedy_p[alive, step] = choice, probs[here, choice]
+                    going = ~np.isin(choice, ends)  # positions after an end token do not count: not decoded
+                    alive, choice = alive[going], choice[going]
+                    if step == steps - 1 or not len(alive):
                         break
-                    logits = self._decode(greedy[:, step].tolist(), [width + step] * n, list(seqs), [True] * n)
+                    logits = self._decode(choice.tolist(), [width + step] * len(alive), (alive + 1).tolist(),
+                                          [True] * len(alive))
             finally:
                 for seq in seqs:
                     self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
