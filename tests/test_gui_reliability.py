@@ -157,3 +157,29 @@ def test_rapid_run_stop_run_and_failures_are_logged(qtbot, window: MainWindow, t
     with qtbot.waitSignal(window.jobs.failed, timeout=60_000):
         window.open_model(str(broken))
     assert "broken.gguf" in log_path().read_text(encoding="utf-8")
+
+
+def test_garbage_is_collected_on_the_gui_thread_only_while_jobs_run(qtbot) -> None:
+    """A worker that allocates must never run the cyclic collector (it would destroy Qt objects of
+    garbage cycles off the GUI thread: a deadlock seen once); it is back on when the jobs have ended."""
+    import gc
+    import threading
+
+    from glitchview.gui.workers import JobRunner
+
+    runner = JobRunner()
+    release = threading.Event()
+    seen: list[bool] = []
+
+    def job(progress, cancel) -> int:
+        release.wait(10)
+        seen.append(gc.isenabled())
+        return len([[i] for i in range(100_000)])  # allocates: the collector would run here if enabled
+
+    done: list[int] = []
+    assert gc.isenabled()
+    runner.start("gc", job, done.append)
+    assert not gc.isenabled()
+    release.set()
+    qtbot.waitUntil(lambda: bool(done) and gc.isenabled(), timeout=10_000)
+    assert seen == [False] and done == [100_000]

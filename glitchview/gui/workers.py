@@ -11,10 +11,17 @@ Worker threads make no Qt call at all: they put events on a plain queue that a t
 GUI thread. A queued signal emitted from a worker takes Qt's signal-slot lock and then needs the GIL,
 while the GUI thread, holding the GIL inside a PySide call, may wait for that lock (destroying a
 window, disconnecting): a deadlock that froze the test suite for good. Workers are daemon threads, so
-a native step that cannot be interrupted never keeps the process from ending."""
+a native step that cannot be interrupted never keeps the process from ending.
+
+Python's cyclic garbage collector runs in whichever thread happens to allocate: a cycle holding a Qt
+wrapper collected on a worker destroys that QObject there, inside Qt's lock and waiting for the GIL,
+while the GUI thread holds the GIL destroying another object and waits for that lock (seen once in
+the test suite: the report job's thread collecting a menu's action). While any job thread is alive the
+automatic collection is paused; the GUI thread turns it back on when the last one has ended."""
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -45,6 +52,26 @@ def wait_for_threads(seconds: float) -> bool:
     for thread in live_threads():
         thread.join(max(0.0, deadline - time.monotonic()))
     return not live_threads()
+
+
+class _Collection:
+    """Whether the job runners paused the automatic garbage collection (touched on the GUI thread only)."""
+
+    paused = False
+
+    @classmethod
+    def pause(cls) -> None:
+        if gc.isenabled():
+            gc.disable()
+            cls.paused = True
+
+    @classmethod
+    def resume_when_idle(cls) -> bool:
+        """Turn the collection back on once no job thread is alive; True while it stays paused."""
+        if cls.paused and not live_threads():
+            gc.enable()
+            cls.paused = False
+        return cls.paused
 
 
 def _run_job(job_id: int, job: Job, cancel: CancelToken, runner: JobRunner) -> None:
@@ -108,6 +135,7 @@ class JobRunner(QObject):
         self._running[lane] = _Running(self._next_id, name, lane, CancelToken(), on_done)
         if not was_busy:
             self.busyChanged.emit(lane, True)
+        _Collection.pause()
         thread = threading.Thread(target=_run_job, name=f"glitchview {name}", daemon=True,
                                   args=(self._next_id, job, self._running[lane].cancel, self))
         _threads.add(thread)
@@ -129,7 +157,7 @@ class JobRunner(QObject):
                 callback(*args)
             except Exception:  # a view that failed to show an event must not stop the others
                 LOGGER.exception("event of a job could not be shown")
-        if not self._running:
+        if not _Collection.resume_when_idle() and not self._running:
             self._timer.stop()
 
     def cancel(self, lane: str | None = None) -> None:

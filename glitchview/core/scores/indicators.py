@@ -197,16 +197,20 @@ def _suspicion_key(scores: np.ndarray, end: Direction) -> np.ndarray:
 
 # What glitch_score combines, each from the end measured to find glitch tokens on real models, with its
 # weight (bench/bench_truth.py measures the combination; README gives the figures).
+# Measured (bench/bench_truth.py on Gemma-3 against 172 published verified tokens; the full test of each
+# variant's top 50 and 100 on SmolLM2): with unembedding_cosine_pc1 x2 and unembedding_cosine, recall
+# 1.000/1.000/1.000 in the top 1/2/5% and P@50 0.64, P@100 0.39; the earlier parts (unembedding_cosine x2 and
+# the low ends of cluster_distance and centroid_distance) 0.994/1.000/1.000, 0.56, 0.29. An analysis file
+# keeps the parts, and glitch_score is derived from them again when it is opened.
 GLITCH_SCORE_PARTS: dict[str, tuple[Direction, float]] = {
-    "unembedding_cosine": ("low", 2.0),
-    "cluster_distance": ("low", 1.0),
-    "centroid_distance": ("low", 1.0),
+    "unembedding_cosine_pc1": ("low", 2.0),
+    "unembedding_cosine": ("low", 1.0),
 }
 
 
 @indicator("glitch_score", "low",
-           "recommended: weighted mean of the suspicion percentiles of unembedding_cosine (x2) and the low "
-           "ends of cluster_distance and centroid_distance; 0.01 = among the most suspicious 1%")
+           "recommended: weighted mean of the suspicion percentiles of the low ends of unembedding_cosine_pc1 "
+           "(x2) and unembedding_cosine; 0.01 = among the most suspicious 1%")
 def glitch_score(inputs: ScoringInputs) -> np.ndarray:
     return combine_glitch_score({name: computed(inputs, name) for name in GLITCH_SCORE_PARTS})
 

@@ -23,6 +23,7 @@ from ..analysis import CORPUS_RARITY, Analysis, ModelInfo, Verdicts
 from ..errors import AnalysisFileError, one_line
 from ..model.vocab import table_arrays, table_from_arrays
 from ..scores.corpus import CorpusCounts
+from ..scores.indicators import GLITCH_SCORE_PARTS, combine_glitch_score
 from ..scores.reference import ReferenceSet
 from .analysis_checks import MAX_META_BYTES, MemberReader, Spec, check_arrays, check_meta, expected_members
 from .blobs import pack_strings, unpack_strings
@@ -110,6 +111,8 @@ def _read_meta(reader: "MemberReader") -> dict:
 def _build(arrays: dict[str, np.ndarray], meta: dict) -> Analysis:
     table = table_from_arrays(arrays)
     scores = {name: arrays[f"score_{name}"] for name in meta["scores"]}
+    if all(name in scores for name in GLITCH_SCORE_PARTS):  # derived, not measured: as this version defines it
+        scores["glitch_score"] = combine_glitch_score(scores)
     projections = {name: arrays[f"projection_{name}"] for name in meta["projections"]}
     analysis = Analysis(
         model=ModelInfo(**meta["model"]), settings=meta["settings"], table=table, scores=scores,
