@@ -4,7 +4,8 @@ through llama-cpp-python's C API (the optional extra `glitchview[llamacpp]`).
 The prompts of a batch are decoded together, one sequence each, in one llama.cpp batch; the part of
 the prompt before the first slot is decoded once into sequence 0 and its key/value cells are shared by
 every row's sequence (kept for the next batch of the same template). Logits are read only where a
-probability is needed: the last prompt position of each row and each greedy step."""
+probability is needed: the last prompt position of each row and each greedy step; a row whose greedy
+answer has ended (an end-of-text token) is not decoded further (those positions do not count)."""
 
 from __future__ import annotations
 
