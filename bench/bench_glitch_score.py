@@ -20,24 +20,16 @@ from bench_detector import VerdictStore  # noqa: E402
 from bench_truth import read_published, recall_at  # noqa: E402
 from machine import machine  # noqa: E402
 
-CANDIDATES: dict[str, dict[str, float]] = {
+CANDIDATES: dict[str, dict[str, tuple[str, float]]] = {  # part -> (suspicious end, weight)
     "unembedding_cosine_pc1 x2 + unembedding_cosine (glitch_score now)":
-        {"unembedding_cosine_pc1": 2.0, "unembedding_cosine": 1.0},
+        {"unembedding_cosine_pc1": ("low", 2.0), "unembedding_cosine": ("low", 1.0)},
     "unembedding_cosine x2 + cluster_distance + centroid_distance (before)":
-        {"unembedding_cosine": 2.0, "cluster_distance": 1.0, "centroid_distance": 1.0},
+        {"unembedding_cosine": ("low", 2.0), "cluster_distance": ("low", 1.0), "centroid_distance": ("low", 1.0)},
     "unembedding_cosine_pc1 x2 + cluster_distance + centroid_distance":
-        {"unembedding_cosine_pc1": 2.0, "cluster_distance": 1.0, "centroid_distance": 1.0},
-    "unembedding_cosine_pc1 alone": {"unembedding_cosine_pc1": 1.0},
-    "unembedding_cosine alone": {"unembedding_cosine": 1.0},
+        {"unembedding_cosine_pc1": ("low", 2.0), "cluster_distance": ("low", 1.0), "centroid_distance": ("low", 1.0)},
+    "unembedding_cosine_pc1 alone": {"unembedding_cosine_pc1": ("low", 1.0)},
+    "unembedding_cosine alone": {"unembedding_cosine": ("low", 1.0)},
 }
-
-
-def combined(analysis, weights: dict[str, float]) -> np.ndarray:
-    from glitchview.core.scores.indicators import suspicion_percentile
-
-    total = sum(weights.values())
-    return sum(w * suspicion_percentile(analysis.scores[n], analysis.suspicious_end(n))
-               for n, w in weights.items()) / total
 
 
 def main() -> None:
@@ -48,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from glitchview.core.pipeline import scan
-    from glitchview.core.scores.indicators import rank_order
+    from glitchview.core.scores.indicators import combine_glitch_score, rank_order
     from glitchview.core.verify.probing import load_probe_model, verify_tokens
     from glitchview.core.verify.verdicts import Verdict, is_glitch
 
@@ -67,11 +59,12 @@ def main() -> None:
     print("| candidate | Gemma-3 recall top 1% / 2% / 5% | "
           + " | ".join(f"SmolLM2 P@{k} (uncertain)" for k in tops) + " |")
     print("|---|---|" + "---:|" * len(tops))
-    for name, weights in CANDIDATES.items():
-        recall = recall_at(rank_order(combined(gemma, weights), "low", apart), ids, ranked, (0.01, 0.02, 0.05))
+    for name, recipe in CANDIDATES.items():
+        on_gemma = combine_glitch_score(gemma.scores, recipe)
+        recall = recall_at(rank_order(on_gemma, "low", apart), ids, ranked, (0.01, 0.02, 0.05))
+        order = np.argsort(combine_glitch_score(smol.scores, recipe), kind="stable")
         cells = []
         for k in tops:
-            order = np.argsort(combined(smol, weights), kind="stable")
             top = order[usable[order]][:k]
             verdicts = store.get(top, lambda unknown: verify_tokens(probe, unknown, "full").verdicts)
             cells.append(f"{is_glitch(verdicts).mean():.2f} ({int((verdicts == Verdict.UNCERTAIN).sum())})")

@@ -153,3 +153,20 @@ def test_pc1_on_shared_axes_equals_its_own_computation() -> None:
                                      "axes": (mean, axes[:, ::-1].copy(), variances[::-1], total)})
     other = compute_all(swapped, ["unembedding_cosine_pc1"])["unembedding_cosine_pc1"]
     assert np.abs(other - own).max() > 1e-2, "the given axes were not the ones used"
+
+
+def test_an_opened_analysis_file_derives_glitch_score_as_this_version_does(tiny_hf, tmp_path) -> None:
+    """glitch_score is derived from its parts: a file saved without it (before it existed) or with another
+    definition's values gets this version's glitch_score when it is opened."""
+    import dataclasses
+
+    from glitchview.core.pipeline import ScanSettings, scan
+    from glitchview.core.store.analysis_file import load_analysis, save_analysis
+
+    analysis = scan(str(tiny_hf.path), ScanSettings(clusters=4))[1]
+    expected = analysis.scores["glitch_score"]
+    for stale in ({}, {"glitch_score": np.zeros_like(expected)}):
+        scores = {name: values for name, values in analysis.scores.items() if name != "glitch_score"}
+        old = dataclasses.replace(analysis, scores={**scores, **stale}, rankings={})
+        opened = load_analysis(save_analysis(old, tmp_path / f"old{len(stale)}.gva.npz"))
+        np.testing.assert_allclose(opened.scores["glitch_score"], expected)

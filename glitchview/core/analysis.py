@@ -14,7 +14,7 @@ import numpy as np
 from .model.vocab import KNOWN_UNUSED, TokenTable
 from .scores.compare import Comparison
 from .scores.corpus import CorpusCounts
-from .scores.indicators import GLITCH_SCORE_PARTS, INDICATORS, Direction, Ranking, combine_glitch_score, ranking
+from .scores.indicators import INDICATORS, Direction, Ranking, ranking
 from .scores.reference import ReferenceSet
 from .verify import verdicts as verdict_codes
 from .verify.verdicts import Verdict
@@ -96,10 +96,6 @@ class Analysis:
     # each indicator's ranking, computed once per analysis (copies made with dataclasses.replace share it:
     # their scores are the same arrays)
     rankings: dict[tuple[str, str], Ranking] = field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if "glitch_score" not in self.scores and all(name in self.scores for name in GLITCH_SCORE_PARTS):
-            self.scores["glitch_score"] = combine_glitch_score(self.scores)  # saved before it existed
 
     def __len__(self) -> int:
         return len(self.table)

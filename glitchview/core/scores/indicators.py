@@ -196,9 +196,8 @@ def _suspicion_key(scores: np.ndarray, end: Direction) -> np.ndarray:
 
 
 # What glitch_score combines, each from the end measured to find glitch tokens on real models, with its
-# weight (bench/bench_truth.py measures the combination; README gives the figures).
-# Measured (bench/bench_truth.py on Gemma-3 against 172 published verified tokens; the full test of each
-# variant's top 50 and 100 on SmolLM2): with unembedding_cosine_pc1 x2 and unembedding_cosine, recall
+# weight. Measured (bench/bench_glitch_score.py: Gemma-3 against 172 published verified tokens; the full test
+# of each variant's top 50 and 100 on SmolLM2): with unembedding_cosine_pc1 x2 and unembedding_cosine, recall
 # 1.000/1.000/1.000 in the top 1/2/5% and P@50 0.64, P@100 0.39; the earlier parts (unembedding_cosine x2 and
 # the low ends of cluster_distance and centroid_distance) 0.994/1.000/1.000, 0.56, 0.29. An analysis file
 # keeps the parts, and glitch_score is derived from them again when it is opened.
@@ -220,11 +219,12 @@ for _name in [n for n in INDICATORS if n != "glitch_score"]:
     INDICATORS[_name] = INDICATORS.pop(_name)
 
 
-def combine_glitch_score(parts: dict[str, np.ndarray]) -> np.ndarray:
-    """glitch_score from its parts' values (so an analysis saved before it existed can derive it)."""
-    total = sum(weight for _, weight in GLITCH_SCORE_PARTS.values())
-    return sum(weight * suspicion_percentile(parts[name], end)
-               for name, (end, weight) in GLITCH_SCORE_PARTS.items()) / total
+def combine_glitch_score(parts: dict[str, np.ndarray],
+                         recipe: dict[str, tuple[Direction, float]] = GLITCH_SCORE_PARTS) -> np.ndarray:
+    """glitch_score from its parts' values (so an opened analysis file derives it as this version does);
+    another `recipe` (part -> suspicious end, weight) gives a candidate combination to measure."""
+    total = sum(weight for _, weight in recipe.values())
+    return sum(weight * suspicion_percentile(parts[name], end) for name, (end, weight) in recipe.items()) / total
 
 
 def rank_order(scores: np.ndarray, end: Direction, apart: np.ndarray | None = None) -> np.ndarray:

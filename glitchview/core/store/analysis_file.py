@@ -21,6 +21,7 @@ import numpy as np
 
 from ..analysis import CORPUS_RARITY, Analysis, ModelInfo, Verdicts
 from ..errors import AnalysisFileError, one_line
+from ..model.loading import rank_broken_first
 from ..model.vocab import table_arrays, table_from_arrays
 from ..scores.corpus import CorpusCounts
 from ..scores.indicators import GLITCH_SCORE_PARTS, combine_glitch_score
@@ -112,7 +113,7 @@ def _build(arrays: dict[str, np.ndarray], meta: dict) -> Analysis:
     table = table_from_arrays(arrays)
     scores = {name: arrays[f"score_{name}"] for name in meta["scores"]}
     if all(name in scores for name in GLITCH_SCORE_PARTS):  # derived, not measured: as this version defines it
-        scores["glitch_score"] = combine_glitch_score(scores)
+        scores["glitch_score"] = rank_broken_first(combine_glitch_score(scores), table.flags["nonfinite"], "low")
     projections = {name: arrays[f"projection_{name}"] for name in meta["projections"]}
     analysis = Analysis(
         model=ModelInfo(**meta["model"]), settings=meta["settings"], table=table, scores=scores,

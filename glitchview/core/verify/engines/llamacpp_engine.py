@@ -162,7 +162,7 @@ class LlamaCppEngine:
                 target_p = np.zeros((n, steps), dtype=np.float32)
                 greedy = np.zeros((n, steps), dtype=np.int64)
                 greedy_p = np.zeros((n, steps), dtype=np.float32)
-                ends = list(self.eos_ids())
+                ends = self.eos_ids()
                 alive = np.arange(n)  # the rows whose answer goes on (one row of `logits` each)
                 for step in range(steps):
                     probs = _softmax(logits)
@@ -170,7 +170,7 @@ class LlamaCppEngine:
                     choice = probs.argmax(axis=1)
                     target_p[alive, step] = probs[here, targets[alive]]
                     greedy[alive, step], greedy_p[alive, step] = choice, probs[here, choice]
-                    going = ~np.isin(choice, ends)  # positions after an end token do not count: not decoded
+                    going = ~np.isin(choice, list(ends))  # positions after an end token do not count: not decoded
                     alive, choice = alive[going], choice[going]
                     if step == steps - 1 or not len(alive):
                         break
@@ -179,7 +179,7 @@ class LlamaCppEngine:
             finally:
                 for seq in seqs:
                     self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
-        return greedy_scores(self.tokenizer, target_p, greedy, greedy_p, self.eos_ids(), answers)
+        return greedy_scores(self.tokenizer, target_p, greedy, greedy_p, ends, answers)
 
     def stream(self, prompt_ids: np.ndarray, settings: GenerationSettings,
                cancel: CancelToken) -> Iterator[tuple[int, float, float]]:

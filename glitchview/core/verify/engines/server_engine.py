@@ -156,8 +156,7 @@ class ServerEngine:
         self.vocab_rows = vocab_rows
         self.dtype_name = "as served"
         self._bos = bos  # what the server puts before a text prompt by itself
-        self._specials = [i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special]
-        self._special_set = set(self._specials)
+        self._specials = {i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
 
     @property
     def description(self) -> str:
@@ -220,7 +219,7 @@ class ServerEngine:
         so its probability is an upper bound, and exact only where the target was forced)."""
         if piece == f"token_id:{target}" or self._piece_text(piece) == text:
             return True
-        return piece == "" and target in self._special_set
+        return piece == "" and target in self._specials
 
     def greedy(self, row: list[int], steps: int, cancel: CancelToken | None = None
                ) -> tuple[list[str], np.ndarray, list[dict[str, float]]]:
