@@ -22,8 +22,13 @@ def _blobs(n: int = 1200, d: int = 16, k: int = 3) -> tuple[np.ndarray, np.ndarr
     return (centers[labels] + rng.normal(0, 1, size=(n, d))).astype(np.float32), labels
 
 
-@pytest.mark.parametrize("d", [16, 256])  # 16: the covariance route; 256: the randomized subspace iteration
-def test_pca_matches_sklearn(d: int) -> None:
+# 16: the covariance route; 256: the randomized subspace iteration; with a small sample size, a tall
+# matrix's route (subspace settled on a row sample, then one pass over every row)
+@pytest.mark.parametrize("d, sample_rows", [(16, 32_768), (256, 32_768), (256, 300)])
+def test_pca_matches_sklearn(d: int, sample_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from glitchview.core.scores import projection
+
+    monkeypatch.setattr(projection, "AXES_SAMPLE_ROWS", sample_rows)
     x, _ = _blobs(d=d)
     coords, ratio = pca(x, 2)
     ref = PCA(2).fit(x)

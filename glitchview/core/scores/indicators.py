@@ -150,7 +150,7 @@ def cosine_without_first_component(matrix: np.ndarray, reference_ids: np.ndarray
     for start in range(0, matrix.shape[0], chunk):
         centred = matrix[start:start + chunk] - mean
         along = (centred @ both).astype(np.float64)
-        residual_sq = np.einsum("ij,ij->i", centred, centred, dtype=np.float64) - along[:, 0] ** 2
+        residual_sq = np.einsum("ij,ij->i", centred, centred).astype(np.float64) - along[:, 0] ** 2
         out[start:start + chunk] = ((along[:, 1] - along[:, 0] * overlap)
                                     / np.maximum(np.sqrt(np.maximum(residual_sq, 0.0)), 1e-12))
     return 1.0 - out

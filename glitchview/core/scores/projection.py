@@ -25,6 +25,7 @@ from ..progress import CancelToken, ProgressFn, no_progress
 UMAP_INPUT_DIM = 50
 OVERSAMPLING = 6  # extra random directions: the top components converge in a few passes
 CONVERGED = 1e-9  # 1 - |cos| between successive estimates of every top axis
+AXES_SAMPLE_ROWS = 32_768  # rows on which a tall matrix's subspace settles before the pass over all rows
 FIRST_MAP_ROWS = 8_192  # rows whose axes place a large matrix's first map (see `first_map`)
 FIRST_MAP_PASSES = 10  # at most this many passes settle those axes: a preview, replaced by the exact map
 FIRST_MAP_EXACT_FLOATS = 1 << 26  # up to this size (256 MB of float32) the first map is the exact PCA map
@@ -37,33 +38,70 @@ def principal_axes(matrix: np.ndarray, n_components: int, seed: int = 0, max_ite
     Tropp 2011), until the top axes stop turning: each pass is two thin n x d x (k + 6) products on
     the implicitly centred matrix, instead of the O(n d^2) covariance, and no centred copy of the
     matrix is made. A small gap between eigenvalues takes more passes than a large one (Gemma-3: 9,
-    MiniLM: 19); without a gap (a random matrix) the axes never settle and `max_iterations` ends it."""
+    MiniLM: 19); without a gap (a random matrix) the axes never settle and `max_iterations` ends it.
+    A tall matrix (over 2 x `AXES_SAMPLE_ROWS` rows) settles its subspace on a seeded row sample first,
+    then a single pass over every row gives the axes (`_power_step_axes`; Gemma-3: 0.25 s instead of
+    1.1 s, 1 - |cos| under 1e-6 for both axes against the fully iterated ones, variances within 3e-4)."""
     n, d = matrix.shape
-    mean = matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
+    mean = matrix.mean(axis=0)  # numpy's pairwise float32 sum: a float64 copy costs four times as long
     width = min(n_components + OVERSAMPLING, d)
-
-    def covariance_times(vectors: np.ndarray) -> np.ndarray:  # (X - 1 mean)^T (X - 1 mean) @ vectors
-        left = matrix @ vectors - mean @ vectors
-        return matrix.T @ left - np.outer(mean, left.sum(axis=0))
-
-    if 4 * 6 * width < d:  # a typical six passes of thin products cost less than building the covariance
-        basis = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, width)))[0].astype(np.float32)
-        previous = None
-        for _ in range(max_iterations):
-            product = covariance_times(basis)
-            values, vectors = np.linalg.eigh(basis.T.astype(np.float64) @ product.astype(np.float64))
-            order = np.argsort(values)[::-1][:n_components]
-            axes = basis.astype(np.float64) @ vectors[:, order]
-            if previous is not None and np.abs(np.einsum("ij,ij->j", previous, axes)).min() > 1.0 - CONVERGED:
-                break
-            previous, basis = axes, np.linalg.qr(product)[0]
-    else:  # many components of a narrow matrix: one pass building the covariance costs less
+    if 4 * 6 * width >= d:  # many components of a narrow matrix: one pass building the covariance costs less
         values, axes = np.linalg.eigh(_covariance(matrix, mean))
         order = np.argsort(values)[::-1][:n_components]
-        axes = axes[:, order]
+        values, axes = values[order], axes[:, order]
+    else:
+        basis = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, width)))[0].astype(np.float32)
+        if n > 2 * AXES_SAMPLE_ROWS:
+            rows = np.sort(np.random.default_rng(seed).choice(n, AXES_SAMPLE_ROWS, replace=False))
+            basis = _subspace_iteration(matrix[rows], mean, basis, n_components, max_iterations)[2]
+            values, axes = _power_step_axes(matrix, mean, basis, n_components)
+        else:
+            values, axes, _ = _subspace_iteration(matrix, mean, basis, n_components, max_iterations)
     dof = max(n - 1, 1)
-    total = (float(np.einsum("ij,ij->", matrix, matrix, dtype=np.float64)) - n * float(mean @ mean)) / dof
-    return mean, axes.astype(np.float32), values[order] / dof, total
+    total = (_sum_of_squares(matrix) - n * float(mean.astype(np.float64) @ mean)) / dof
+    return mean, axes.astype(np.float32), values / dof, total
+
+
+def _subspace_iteration(matrix: np.ndarray, mean: np.ndarray, basis: np.ndarray, n_components: int,
+                        max_iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Passes from `basis` until the top axes stop turning: (their eigenvalues of the unnormalised
+    covariance, the axes, the orthonormal basis of the last product, to start further passes from)."""
+    previous = None
+    for _ in range(max_iterations):
+        product = _covariance_times(matrix, mean, basis)
+        values, vectors = np.linalg.eigh(basis.T.astype(np.float64) @ product.astype(np.float64))
+        order = np.argsort(values)[::-1][:n_components]
+        axes = basis.astype(np.float64) @ vectors[:, order]
+        basis = np.linalg.qr(product)[0]
+        if previous is not None and np.abs(np.einsum("ij,ij->j", previous, axes)).min() > 1.0 - CONVERGED:
+            break
+        previous = axes
+    return values[order], axes, basis
+
+
+def _power_step_axes(matrix: np.ndarray, mean: np.ndarray, basis: np.ndarray, n_components: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Axes and eigenvalues from one pass over every row, starting from a settled basis B: P = C B, then
+    the top eigenvectors v of P^T P = B^T C^2 B (Rayleigh-Ritz for C^2 on span(B)) give the axes P v,
+    one power step beyond B, and the eigenvalues sqrt(mu). Measured on Gemma-3 from a 32k-row sample's
+    basis: 1 - |cos| of 4e-8 and 5e-7, where a plain Rayleigh-Ritz on span(B) is off by 1e-4."""
+    product = _covariance_times(matrix, mean, basis).astype(np.float64)
+    mu, vectors = np.linalg.eigh(product.T @ product)
+    order = np.argsort(mu)[::-1][:n_components]
+    axes = product @ vectors[:, order]
+    return np.sqrt(np.maximum(mu[order], 0.0)), axes / np.linalg.norm(axes, axis=0)
+
+
+def _covariance_times(matrix: np.ndarray, mean: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """(X - 1 mean)^T (X - 1 mean) @ vectors, without a centred copy of X."""
+    left = matrix @ vectors - mean @ vectors
+    return matrix.T @ left - np.outer(mean, left.sum(axis=0))
+
+
+def _sum_of_squares(matrix: np.ndarray, chunk: int = 8_192) -> float:
+    """Sum of every squared entry: float32 dot products of row chunks, added in float64."""
+    return sum(float(np.dot(block.ravel(), block.ravel())) for block in
+               (matrix[start:start + chunk] for start in range(0, matrix.shape[0], chunk)))
 
 
 def _covariance(matrix: np.ndarray, mean: np.ndarray, chunk: int = 65_536) -> np.ndarray:
