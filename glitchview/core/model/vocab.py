@@ -9,9 +9,11 @@ token and encoding the text again does not give the token back)."""
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import regex
@@ -44,9 +46,6 @@ _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _IDENTIFIER = regex.compile(r"[\p{Latin}\d_]*(?:_|\d[\p{Latin}]|[\p{Latin}]\d|\p{Ll}\p{Lu})[\p{Latin}\d_]*")
 _LATIN_WORD = regex.compile(r"\p{Latin}+(?:['’]\p{Latin}+)?")
 _PUNCT = regex.compile(r"[\p{P}\p{S}]+")
-_LETTER = regex.compile(r"\p{L}")
-_LATIN = regex.compile(r"\p{Latin}")
-_NON_LATIN_LETTER = regex.compile(r"(?!\p{Latin})\p{L}")
 _WORDPIECE_ANCHORS = ("0", "x", "q")
 BATCH = 2048
 TABLE_CACHE_VERSION = 4  # 2: known_unused; 3: literal U+2581 outside SentencePiece, holes in the ids; 4: structure
@@ -101,12 +100,12 @@ def _piece_bytes(pieces: list[str], special: np.ndarray, tokenizer_kind: str, by
     other vocabulary it is a literal character of the token."""
     table = _byte_level_decoder() if byte_level else {}
     out: list[bytes] = []
-    for piece, is_special in zip(pieces, special):
+    for piece, is_special in zip(pieces, special.tolist()):
         if is_special or not piece:
             out.append(piece.encode("utf-8", "surrogatepass"))
         elif byte_level and all(c in table for c in piece):
             out.append(bytes(table[c] for c in piece))
-        elif (m := _BYTE_FALLBACK.fullmatch(piece)) is not None:
+        elif piece.startswith("<0x") and (m := _BYTE_FALLBACK.fullmatch(piece)) is not None:
             out.append(bytes([int(m.group(1), 16)]))
         elif tokenizer_kind == "WordPiece" and piece.startswith("##"):
             out.append(piece[2:].encode("utf-8"))
@@ -117,7 +116,8 @@ def _piece_bytes(pieces: list[str], special: np.ndarray, tokenizer_kind: str, by
 
 def unused_name_mask(pieces: list[str]) -> np.ndarray:
     """Tokens named as unused or reserved: `<unused12>`, `[unused3]`, `<|reserved_special_token_7|>`."""
-    return np.fromiter((_UNUSED_NAME.fullmatch(p) is not None for p in pieces), dtype=bool, count=len(pieces))
+    return np.fromiter((p.startswith(("<", "[")) and _UNUSED_NAME.fullmatch(p) is not None for p in pieces),
+                       dtype=bool, count=len(pieces))
 
 
 def invalid_byte_mask(token_bytes: list[bytes], byte_flag: np.ndarray) -> np.ndarray:
@@ -140,27 +140,40 @@ def _categorise(texts: list[str], flags: dict[str, np.ndarray], unused: np.ndarr
     return category
 
 
-_TEXT_CATEGORIES = tuple((CATEGORIES.index(name), pattern, whole) for name, pattern, whole in (
-    ("digits", _DIGITS, True), ("emoji", _EMOJI, False), ("cjk", _CJK, False),
-    ("code_identifier", _IDENTIFIER, True), ("latin_word", _LATIN_WORD, True), ("punctuation", _PUNCT, True)))
+# The text categories in order of precedence, as one pattern whose first alternative matching the whole
+# stripped text names the category: one regex call per token instead of up to eight. `contains`
+# alternatives match when the pattern occurs anywhere; `non_latin` is a text with a letter and no
+# Latin-script character; whatever matches none is `mixed`.
+_TEXT_CATEGORY = regex.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in (
+    ("digits", _DIGITS.pattern),
+    ("emoji", rf"(?s:.*?){_EMOJI.pattern}(?s:.*)"),
+    ("cjk", rf"(?s:.*?){_CJK.pattern}(?s:.*)"),
+    ("code_identifier", _IDENTIFIER.pattern),
+    ("latin_word", _LATIN_WORD.pattern),
+    ("punctuation", _PUNCT.pattern),
+    ("non_latin", r"(?=(?s:.*?)\p{L})\P{Latin}+"),
+)))
+_CATEGORY_INDEX = {name: CATEGORIES.index(name) for name in (*_TEXT_CATEGORY.groupindex, "whitespace", "mixed")}
 
 
 def _text_category(text: str) -> int:
     core = text.strip()
     if not core:
-        return CATEGORIES.index("whitespace")
-    for index, pattern, whole in _TEXT_CATEGORIES:
-        if (pattern.fullmatch(core) if whole else pattern.search(core)) is not None:
-            return index
-    if _NON_LATIN_LETTER.search(core) and not _LATIN.search(core):
-        return CATEGORIES.index("non_latin")
-    return CATEGORIES.index("mixed")
+        return _CATEGORY_INDEX["whitespace"]
+    if core.isascii():  # the common cases without the regex: digits, and letters with no lower-to-upper step
+        if core.isdecimal():
+            return _CATEGORY_INDEX["digits"]
+        if core.isalpha() and (core.islower() or core.isupper() or core.istitle()):
+            return _CATEGORY_INDEX["latin_word"]
+    match = _TEXT_CATEGORY.fullmatch(core)
+    return _CATEGORY_INDEX[match.lastgroup if match is not None else "mixed"]
 
 
 def _reachable(tokenizer: Any, texts: list[str], ids: list[int], pieces: list[str], wordpiece: bool) -> np.ndarray:
     """Whether encoding each token's decoded text yields exactly that token (vectorised by the Rust
     batch encoder). WordPiece continuation pieces (`##x`) are tried glued to a short anchor word."""
-    encodings = _chunked(lambda chunk: tokenizer.encode_batch(chunk, add_special_tokens=False), texts)
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # without offsets, where it exists
+    encodings = _chunked(lambda chunk: encode(chunk, add_special_tokens=False), texts)
     ok = np.fromiter((e.ids == [i] for e, i in zip(encodings, ids)), dtype=bool, count=len(ids))
     if wordpiece:
         retry = [k for k in np.flatnonzero(~ok) if pieces[k].startswith("##")]
@@ -191,47 +204,69 @@ def vocabulary_bound(tokenizer: Any) -> int:
 
 def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
     """Build the token table for an embedding matrix of `n_rows` rows. Rows without a token (past
-    the vocabulary, or holes in its ids) are flagged `no_token`."""
-    vocab_size = vocabulary_bound(tokenizer)
+    the vocabulary, or holes in its ids) are flagged `no_token`. The re-encoding (Rust, which lets go
+    of the GIL) runs on a thread beside the flags and categories (Python)."""
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    vocab_size = max(vocab.values(), default=-1) + 1  # as `vocabulary_bound`
     n_tok = min(vocab_size, n_rows)
-    ids = list(range(n_tok))
-    known = [tokenizer.id_to_token(i) for i in ids]
-    pieces = [piece or "" for piece in known]
+    known: list[str | None] = [None] * n_tok
+    for piece, token_id in vocab.items():
+        if token_id < n_tok:
+            known[token_id] = piece
     special = np.zeros(n_rows, dtype=bool)
     for token_id, added in tokenizer.get_added_tokens_decoder().items():
         if added.special and token_id < n_rows:
             special[token_id] = True
-    texts = _chunked(lambda chunk: tokenizer.decode_batch(chunk, skip_special_tokens=False), [[i] for i in ids])
+    no_token = np.ones(n_rows, dtype=bool)
+    no_token[:n_tok] = np.fromiter((piece is None for piece in known), dtype=bool, count=n_tok)
+    pieces = [piece or "" for piece in known] + [""] * (n_rows - n_tok)
     kind = type(tokenizer.model).__name__
-    byte_level = "ByteLevel" in repr(tokenizer.decoder)
-    metaspace = "▁" in repr(tokenizer.decoder)
-    token_bytes = _piece_bytes(pieces, special[:n_tok], kind, byte_level, metaspace)
+    encodable = np.flatnonzero(~special & ~no_token)
+    texts = _decoded_texts(tokenizer, n_tok, n_rows)
+    with ThreadPoolExecutor(1) as pool:
+        reaching = pool.submit(_reachable, tokenizer, [texts[i] for i in encodable], encodable.tolist(),
+                               [pieces[i] for i in encodable], kind == "WordPiece")
+        byte_level = "ByteLevel" in repr(tokenizer.decoder)
+        token_bytes = _piece_bytes(pieces, special, kind, byte_level, "▁" in repr(tokenizer.decoder))
+        flags = {"special": special, "no_token": no_token, **_piece_flags(pieces, token_bytes, byte_level)}
+        flags["byte"] &= ~special
+        unused = unused_name_mask(pieces) | invalid_byte_mask(token_bytes, flags["byte"])
+        flags |= _text_flags(texts)
+        category = _categorise(texts, flags, unused)
+        flags["unreachable"] = np.zeros(n_rows, dtype=bool)
+        flags["unreachable"][encodable[~reaching.result()]] = True
+    flags["unreachable"] &= ~flags["partial_utf8"] & ~flags["byte"]  # asked of whole, non-byte pieces only
+    flags["nonfinite"] = np.zeros(n_rows, dtype=bool)  # set from the matrix by the analysis
+    return TokenTable(pieces, texts, token_bytes, {name: flags[name] for name in FLAGS}, category, vocab_size)
 
-    no_token = np.zeros(n_rows, dtype=bool)
-    no_token[n_tok:] = True
-    no_token[[i for i, piece in enumerate(known) if piece is None]] = True
-    pieces += [""] * (n_rows - n_tok)
-    texts += [""] * (n_rows - n_tok)
-    token_bytes += [b""] * (n_rows - n_tok)
 
-    partial = np.fromiter((not _valid_utf8(b) for b in token_bytes), dtype=bool, count=n_rows)
-    byte_piece = np.fromiter(
-        ((_BYTE_FALLBACK.fullmatch(p) is not None) or (byte_level and len(b) == 1 and b[0] >= 0x80)
-         for p, b in zip(pieces, token_bytes)), dtype=bool, count=n_rows) & ~special
-    control = np.fromiter((_CONTROL.search(t) is not None for t in texts), dtype=bool, count=n_rows)
-    whitespace = np.fromiter((bool(t) and not t.strip() for t in texts), dtype=bool, count=n_rows)
-    unreachable = np.zeros(n_rows, dtype=bool)
-    candidates = np.flatnonzero(~special[:n_tok] & ~partial[:n_tok] & ~byte_piece[:n_tok] & ~no_token[:n_tok])
-    reach = _reachable(tokenizer, [texts[i] for i in candidates], candidates.tolist(),
-                       [pieces[i] for i in candidates], kind == "WordPiece")
-    unreachable[candidates[~reach]] = True
+def _decoded_texts(tokenizer: Any, n_tok: int, n_rows: int) -> list[str]:
+    """Every token decoded on its own ("" for the rows past the vocabulary)."""
+    texts = _chunked(lambda chunk: tokenizer.decode_batch(chunk, skip_special_tokens=False),
+                     [[i] for i in range(n_tok)])
+    return texts + [""] * (n_rows - n_tok)
 
-    flags = {"special": special, "control": control, "byte": byte_piece, "partial_utf8": partial,
-             "unreachable": unreachable, "whitespace": whitespace, "no_token": no_token,
-             "nonfinite": np.zeros(n_rows, dtype=bool)}  # set from the matrix by the analysis
-    unused = unused_name_mask(pieces) | invalid_byte_mask(token_bytes, byte_piece)
-    category = _categorise(texts, flags, unused)
-    return TokenTable(pieces, texts, token_bytes, flags, category, vocab_size)
+
+def _piece_flags(pieces: list[str], token_bytes: list[bytes], byte_level: bool) -> dict[str, np.ndarray]:
+    """The flags that follow from a token's piece and bytes alone (the cheap test first in each)."""
+    n = len(pieces)
+    return {
+        "partial_utf8": np.fromiter((not (b.isascii() or _valid_utf8(b)) for b in token_bytes), dtype=bool,
+                                    count=n),
+        "byte": np.fromiter(((p.startswith("<0x") and _BYTE_FALLBACK.fullmatch(p) is not None)
+                             or (byte_level and len(b) == 1 and b[0] >= 0x80)
+                             for p, b in zip(pieces, token_bytes)), dtype=bool, count=n),
+    }
+
+
+def _text_flags(texts: list[str]) -> dict[str, np.ndarray]:
+    """The flags that follow from a token's decoded text (a printable text has no Cc, Cf, Cs or Co)."""
+    n = len(texts)
+    return {
+        "control": np.fromiter((not t.isprintable() and _CONTROL.search(t) is not None for t in texts),
+                               dtype=bool, count=n),
+        "whitespace": np.fromiter((bool(t) and not t.strip() for t in texts), dtype=bool, count=n),
+    }
 
 
 def _valid_utf8(data: bytes) -> bool:
