@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
 from tiny_models import TinyModel, pre_tokenizers_alphabet_map
 
 from glitchview.core.model.loading import read_tokenizer
-from glitchview.core.model.vocab import CATEGORIES, FLAGS, build_token_table
+from glitchview.core.model.vocab import CATEGORIES, FLAGS, build_token_table, joined_arrays, table_arrays
 from glitchview.core.pipeline import open_model
 from glitchview.core.scores.reference import choose_reference
 
@@ -78,3 +80,34 @@ def test_minilm_wordpiece_table() -> None:
     assert "unused/reserved names" in ref.rule
     assert vocab["[unused0]"] in set(ref.ids.tolist()) and len(ref.ids) >= 990
     assert set(names) <= set(CATEGORIES)
+
+
+def test_a_table_built_in_shares_is_the_whole_table(tiny_hf: TinyModel) -> None:
+    """Shares of the rows, one past the vocabulary's end among them, join into the table built whole."""
+    tok = read_tokenizer(tiny_hf.path)
+    n_rows = tiny_hf.vocab_size + 3
+    whole = table_arrays(build_token_table(tok, n_rows))
+    for cuts in ([0, 1, n_rows], [0, 7, tiny_hf.vocab_size, n_rows], [0, n_rows - 1, n_rows]):
+        shares = [table_arrays(build_token_table(tok, n_rows, range(a, b))) for a, b in zip(cuts, cuts[1:])]
+        joined = joined_arrays(shares)
+        assert joined.keys() == whole.keys()
+        for name in whole:
+            np.testing.assert_array_equal(joined[name], whole[name], err_msg=f"{name}, shares {cuts}")
+
+
+def test_smollm2_table_built_in_child_shares_matches_the_whole_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    from glitchview.core.model import vocab
+
+    model = open_model("smollm2")
+    n_rows = model.input_embeddings.shape[0]
+    monkeypatch.setattr(vocab, "MIN_SHARE_ROWS", 8_192)  # two shares on two cores, as on Gemma-3
+    fingerprint = f"test-shares-{uuid.uuid4().hex}"
+    path = vocab.table_cache_path(fingerprint, n_rows)
+    try:
+        built = table_arrays(vocab.cached_token_table(model.folder, fingerprint, n_rows))
+        assert path.is_file() and not list(path.parent.glob(".shares-*"))  # the shares' folder is gone
+    finally:
+        path.unlink(missing_ok=True)
+    whole = table_arrays(build_token_table(model.tokenizer, n_rows))
+    for name in whole:
+        np.testing.assert_array_equal(built[name], whole[name], err_msg=name)

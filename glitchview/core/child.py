@@ -6,6 +6,7 @@ cannot take the application down."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import sys
 from contextlib import contextmanager
 from queue import Empty
@@ -31,6 +32,9 @@ def _child_main(target: Callable[..., None], args: tuple, messages: Any) -> None
         sys.exit(1)
     messages.close()
     messages.join_thread()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # the work is done and reported: the interpreter's teardown (~0.1 s) would only delay the parent
 
 
 @contextmanager
@@ -54,12 +58,20 @@ def run_in_child(target: Callable[..., None], args: tuple, what: str, progress: 
                  cancel: CancelToken | None = None) -> None:
     """Run `target(*args, progress)` (a module-level function) in a spawned child process, relaying
     its progress; terminate it on cancel (raising `Cancelled`); re-raise its exception on failure."""
+    run_in_children(target, [args], what, progress, cancel)
+
+
+def run_in_children(target: Callable[..., None], shares: list[tuple], what: str, progress: ProgressFn = no_progress,
+                    cancel: CancelToken | None = None) -> None:
+    """`run_in_child` for several argument tuples at once, one child each (work split across cores);
+    the first failure ends them all and is re-raised."""
     cancel = cancel or CancelToken()
     ctx = mp.get_context("spawn")
     messages = ctx.Queue()
-    child = ctx.Process(target=_child_main, args=(target, args, messages), daemon=True)
+    children = [ctx.Process(target=_child_main, args=(target, args, messages), daemon=True) for args in shares]
     with _main_script_hidden():
-        child.start()
+        for child in children:
+            child.start()
     error: BaseException | None = None
 
     def drain(timeout: float) -> None:
@@ -70,23 +82,32 @@ def run_in_child(target: Callable[..., None], args: tuple, what: str, progress: 
             return
         if kind == "progress":
             progress(*payload)
-        else:
+        elif error is None:
             error = payload
 
+    def failed() -> bool:
+        return error is not None or any(child.exitcode not in (None, 0) for child in children)
+
     try:
-        while child.is_alive():
+        while any(child.is_alive() for child in children) and not failed():
             if cancel.cancelled:
+                break
+            drain(0.02)  # returns at once on a message; the timeout bounds how late a child's end is noticed
+        ended = [child.exitcode for child in children]  # before any is stopped: a failure's own exit code
+        if cancel.cancelled or failed():
+            for child in children:
                 child.terminate()
-                child.join(5)
-                cancel.check()
-            drain(0.1)
-        child.join()
+        for child in children:
+            child.join(5)
+        cancel.check()
         while error is None and not messages.empty():
             drain(0.1)
     finally:
-        if child.is_alive():
-            child.kill()
+        for child in children:
+            if child.is_alive():
+                child.kill()
     if error is not None:
         raise error
-    if child.exitcode != 0:
-        raise GlitchViewError(f"{what} failed: its worker process ended with exit code {child.exitcode}")
+    for code in ended:
+        if code not in (None, 0):
+            raise GlitchViewError(f"{what} failed: its worker process ended with exit code {code}")

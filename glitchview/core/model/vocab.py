@@ -8,6 +8,8 @@ token and encoding the text again does not give the token back)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 import regex
 
-from ..child import run_in_child
+from ..child import run_in_children
 from ..errors import GlitchViewError
 from ..progress import CancelToken, ProgressFn, no_progress
 from ..store.blobs import pack, pack_strings, unpack, unpack_strings
@@ -48,6 +50,8 @@ _LATIN_WORD = regex.compile(r"\p{Latin}+(?:['’]\p{Latin}+)?")
 _PUNCT = regex.compile(r"[\p{P}\p{S}]+")
 _WORDPIECE_ANCHORS = ("0", "x", "q")
 BATCH = 2048
+MAX_TABLE_SHARES = 4  # child processes that build a table, each a share of the rows (at most one per core)
+MIN_SHARE_ROWS = 32_768  # rows below which another share costs more (a process, a tokenizer read) than it saves
 TABLE_CACHE_VERSION = 4  # 2: known_unused; 3: literal U+2581 outside SentencePiece, holes in the ids; 4: structure
 # (which v4 tables written since no longer hold: `add_token_structure` adds it where it is used)
 
@@ -202,29 +206,33 @@ def vocabulary_bound(tokenizer: Any) -> int:
     return max(ids, default=-1) + 1
 
 
-def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
-    """Build the token table for an embedding matrix of `n_rows` rows. Rows without a token (past
-    the vocabulary, or holes in its ids) are flagged `no_token`. The re-encoding (Rust, which lets go
-    of the GIL) runs on a thread beside the flags and categories (Python)."""
+def build_token_table(tokenizer: Any, n_rows: int, rows: range | None = None) -> TokenTable:
+    """Build the token table for an embedding matrix of `n_rows` rows (or its `rows` only: a share
+    built beside others, see `cached_token_table`). Rows without a token (past the vocabulary, or
+    holes in its ids) are flagged `no_token`. The re-encoding (Rust, which lets go of the GIL) runs
+    on a thread beside the flags and categories (Python)."""
+    rows = rows if rows is not None else range(n_rows)
     vocab = tokenizer.get_vocab(with_added_tokens=True)
     vocab_size = max(vocab.values(), default=-1) + 1  # as `vocabulary_bound`
-    n_tok = min(vocab_size, n_rows)
+    first, n = rows.start, len(rows)
+    n_tok = max(0, min(vocab_size, rows.stop) - first)  # rows of this share that the vocabulary reaches
     known: list[str | None] = [None] * n_tok
     for piece, token_id in vocab.items():
-        if token_id < n_tok:
-            known[token_id] = piece
-    special = np.zeros(n_rows, dtype=bool)
+        if 0 <= token_id - first < n_tok:
+            known[token_id - first] = piece
+    special = np.zeros(n, dtype=bool)
     for token_id, added in tokenizer.get_added_tokens_decoder().items():
-        if added.special and token_id < n_rows:
-            special[token_id] = True
-    no_token = np.ones(n_rows, dtype=bool)
+        if added.special and token_id in rows:
+            special[token_id - first] = True
+    no_token = np.ones(n, dtype=bool)
     no_token[:n_tok] = np.fromiter((piece is None for piece in known), dtype=bool, count=n_tok)
-    pieces = [piece or "" for piece in known] + [""] * (n_rows - n_tok)
+    pieces = [piece or "" for piece in known] + [""] * (n - n_tok)
+    texts = _chunked(lambda chunk: tokenizer.decode_batch(chunk, skip_special_tokens=False),
+                     [[first + i] for i in range(n_tok)]) + [""] * (n - n_tok)
     kind = type(tokenizer.model).__name__
     encodable = np.flatnonzero(~special & ~no_token)
-    texts = _decoded_texts(tokenizer, n_tok, n_rows)
     with ThreadPoolExecutor(1) as pool:
-        reaching = pool.submit(_reachable, tokenizer, [texts[i] for i in encodable], encodable.tolist(),
+        reaching = pool.submit(_reachable, tokenizer, [texts[i] for i in encodable], (encodable + first).tolist(),
                                [pieces[i] for i in encodable], kind == "WordPiece")
         byte_level = "ByteLevel" in repr(tokenizer.decoder)
         token_bytes = _piece_bytes(pieces, special, kind, byte_level, "▁" in repr(tokenizer.decoder))
@@ -233,18 +241,26 @@ def build_token_table(tokenizer: Any, n_rows: int) -> TokenTable:
         unused = unused_name_mask(pieces) | invalid_byte_mask(token_bytes, flags["byte"])
         flags |= _text_flags(texts)
         category = _categorise(texts, flags, unused)
-        flags["unreachable"] = np.zeros(n_rows, dtype=bool)
+        flags["unreachable"] = np.zeros(n, dtype=bool)
         flags["unreachable"][encodable[~reaching.result()]] = True
     flags["unreachable"] &= ~flags["partial_utf8"] & ~flags["byte"]  # asked of whole, non-byte pieces only
-    flags["nonfinite"] = np.zeros(n_rows, dtype=bool)  # set from the matrix by the analysis
+    flags["nonfinite"] = np.zeros(n, dtype=bool)  # set from the matrix by the analysis
     return TokenTable(pieces, texts, token_bytes, {name: flags[name] for name in FLAGS}, category, vocab_size)
 
 
-def _decoded_texts(tokenizer: Any, n_tok: int, n_rows: int) -> list[str]:
-    """Every token decoded on its own ("" for the rows past the vocabulary)."""
-    texts = _chunked(lambda chunk: tokenizer.decode_batch(chunk, skip_special_tokens=False),
-                     [[i] for i in range(n_tok)])
-    return texts + [""] * (n_rows - n_tok)
+def joined_arrays(shares: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The `table_arrays` of consecutive row shares as one table's (string columns joined as blobs)."""
+    joined: dict[str, np.ndarray] = {}
+    for name in shares[0]:
+        if name == "tokenizer_size":
+            joined[name] = shares[0][name]
+        elif name.endswith("_offsets"):
+            starts = np.cumsum([0] + [int(share[name][-1]) for share in shares[:-1]])
+            joined[name] = np.concatenate([shares[0][name][:1]] + [share[name][1:] + start
+                                                                   for share, start in zip(shares, starts)])
+        else:
+            joined[name] = np.concatenate([share[name] for share in shares])
+    return joined
 
 
 def _piece_flags(pieces: list[str], token_bytes: list[bytes], byte_level: bool) -> dict[str, np.ndarray]:
@@ -310,12 +326,12 @@ def _flag(arrays: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
     return arrays[f"flag_{name}"] if f"flag_{name}" in arrays else np.zeros(n, dtype=bool)
 
 
-def _build_and_cache(folder: Path, n_rows: int, path: Path, progress: Callable[[float, str], None]) -> None:
-    """Child-process side of `cached_token_table`."""
+def _build_share(folder: Path, n_rows: int, rows: range, path: Path, progress: Callable[[float, str], None]) -> None:
+    """Child-process side of `cached_token_table`: one share of the rows, written to `path`."""
     from .loading import read_tokenizer
 
     progress(0.2, "reading the tokenizer")
-    table = build_token_table(read_tokenizer(folder), n_rows)
+    table = build_token_table(read_tokenizer(folder), n_rows, rows)
     with atomic_write(path) as handle:
         np.savez(handle, allow_pickle=False, **table_arrays(table))
 
@@ -327,8 +343,9 @@ def table_cache_path(fingerprint: str, n_rows: int) -> Path:
 def cached_token_table(folder: Path, fingerprint: str, n_rows: int, progress: ProgressFn = no_progress,
                        cancel: CancelToken | None = None) -> TokenTable:
     """The token table of a model, from the cache when it was built before (keyed by the model's
-    fingerprint), else built in a child process (the Rust tokenizer holds the GIL for seconds on
-    large vocabularies) and cached; a cached open never loads the tokenizer."""
+    fingerprint), else built in child processes (the Rust tokenizer holds the GIL for seconds on
+    large vocabularies), each a share of the rows on its own core, and cached; a cached open never
+    loads the tokenizer."""
     path = table_cache_path(fingerprint, n_rows)
     for attempt in range(2):
         if path.exists():
@@ -338,5 +355,28 @@ def cached_token_table(folder: Path, fingerprint: str, n_rows: int, progress: Pr
             except (OSError, ValueError, KeyError, zipfile.BadZipFile):
                 path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
         if attempt == 0:
-            run_in_child(_build_and_cache, (folder, n_rows, path), "building the token table", progress, cancel)
+            _build_in_shares(folder, n_rows, path, progress, cancel)
     raise GlitchViewError(f"the token table cache {path} could not be written or read back")
+
+
+def _build_in_shares(folder: Path, n_rows: int, path: Path, progress: ProgressFn, cancel: CancelToken | None) -> None:
+    """Build the table in one child per share of the rows (each reads the tokenizer, 0.8 s on Gemma-3, but
+    the per-token Python work, GIL-bound, runs on every core), then join the shares into the cache file."""
+    n_shares = max(1, min(MAX_TABLE_SHARES, os.cpu_count() or 1, n_rows // MIN_SHARE_ROWS))
+    if n_shares == 1:
+        run_in_children(_build_share, [(folder, n_rows, range(n_rows), path)], "building the token table", progress,
+                        cancel)
+        return
+    bounds = np.linspace(0, n_rows, n_shares + 1).astype(int).tolist()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".shares-") as folder_for_shares:
+        shares = [Path(folder_for_shares) / f"{k}.npz" for k in range(n_shares)]
+        run_in_children(_build_share, [(folder, n_rows, range(a, b), share)
+                                       for a, b, share in zip(bounds, bounds[1:], shares)],
+                        "building the token table", progress, cancel)
+        arrays = []
+        for share in shares:
+            with np.load(share, allow_pickle=False) as data:
+                arrays.append({name: data[name] for name in data.files})
+        with atomic_write(path) as handle:
+            np.savez(handle, allow_pickle=False, **joined_arrays(arrays))
