@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_PIP_ARGS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: run scan test test-engines test-frozen dist install validate-metadata icons bench screenshots clean
+.PHONY: run scan test test-engines llama-server test-frozen dist install validate-metadata icons bench screenshots clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,27 @@ $(VENV)/.llamacpp: $(STAMP)
 		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[llamacpp,llamacpp-server]"
 	touch $@
 
-test-engines: $(VENV)/.llamacpp
+# llama.cpp's own OpenAI-compatible server (llama-server, prompts as token ids), built from the llama.cpp
+# sources that llama-cpp-python's source package carries (the engine's version; about 10 CPU-minutes, once);
+# tests/test_engine_server.py serves SmolLM2 with it beside llama-cpp-python's server
+LLAMACPP_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml | head -1)
+LLAMA_SERVER_SRC := build/llama-server-src/llama_cpp_python-$(LLAMACPP_VERSION)/vendor/llama.cpp
+LLAMA_SERVER := build/llama-server/bin/llama-server
+
+$(LLAMA_SERVER): | $(STAMP)
+	rm -rf build/llama-server-src build/llama-server
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+		--dest build/llama-server-src "llama-cpp-python==$(LLAMACPP_VERSION)"
+	tar xzf build/llama-server-src/llama_cpp_python-$(LLAMACPP_VERSION).tar.gz -C build/llama-server-src \
+		--wildcards 'llama_cpp_python-$(LLAMACPP_VERSION)/vendor/llama.cpp/*'
+	cmake -S $(LLAMA_SERVER_SRC) -B build/llama-server -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+		-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF \
+		-DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF >/dev/null
+	cmake --build build/llama-server --target llama-server -j $$(nproc) >/dev/null
+
+llama-server: $(LLAMA_SERVER)
+
+test-engines: $(VENV)/.llamacpp $(LLAMA_SERVER)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m engines tests/test_engine_llamacpp.py tests/test_engine_server.py
 
 $(VENV)/.gemma3: $(STAMP)

@@ -2,8 +2,9 @@
 the batched full and fast repetition tests against a per-token `generate` baseline in the same run,
 peak memory, agreement of fast with full verdicts, float32 against bfloat16, and the indicator
 quality table (top 1000 of each indicator plus 500 random ordinary tokens, fast mode).
-With `--engine torch,llamacpp,server`: instead, the full test on each engine (the server is llama-cpp-python's,
-started here on the model's GGUF) beside the torch float32 engine, on the same tokens: speed and agreement.
+With `--engine torch,llamacpp,server,llama-server`: instead, the full test on each engine (`server` is
+llama-cpp-python's server, `llama-server` llama.cpp's own, built by `make llama-server`; each started here on the
+model's GGUF) beside the torch float32 engine, on the same tokens: speed and agreement.
 Run: `python bench/bench_probing.py [--models smollm2,gemma3] [--quality-top 1000] [--sample 500]`
 or `python bench/bench_probing.py --models smollm2,gemma3 --engine torch,llamacpp,server`."""
 
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--quality-top", type=int, default=1000)
     parser.add_argument("--sample", type=int, default=500)
     parser.add_argument("--agreement", type=int, default=150, help="suspects and ordinary tokens each")
-    parser.add_argument("--engine", help="compare these engines with torch float32 (torch,llamacpp,server)")
+    parser.add_argument("--engine", help="compare these engines with torch float32 (torch,llamacpp,server,llama-server)")
     parser.add_argument("--speed-only", action="store_true", help="stop after the tokens/s table")
     args = parser.parse_args()
     if args.engine:
@@ -124,7 +125,7 @@ def compare_engines(name: str, engines: list[str], n: int) -> None:
     import contextlib
 
     import numpy as np
-    from llama_server import llama_server
+    from llama_server import LLAMA_SERVER, llama_server
     from machine import machine
 
     from glitchview.core.pipeline import scan
@@ -145,8 +146,9 @@ def compare_engines(name: str, engines: list[str], n: int) -> None:
           f"{int(is_glitch(ref.verdicts).sum())} | {os.getloadavg()[0]:.1f} |", flush=True)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         for engine in engines:
-            if engine == "server":
-                url = stack.enter_context(llama_server(model.source.path, Path(tmp) / "server.log"))
+            if engine in ("server", "llama-server"):  # llama-cpp-python's server, or llama.cpp's (make llama-server)
+                binary = LLAMA_SERVER if engine == "llama-server" else None
+                url = stack.enter_context(llama_server(model.source.path, Path(tmp) / f"{engine}.log", binary=binary))
                 choice = EngineChoice("server", server=url)
             else:
                 choice = EngineChoice(engine, "auto")

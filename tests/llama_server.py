@@ -1,5 +1,6 @@
-"""llama-cpp-python's OpenAI-compatible server on 127.0.0.1, started on a free port for the engine tests
-and bench/bench_probing.py, and stopped after."""
+"""An OpenAI-compatible server on 127.0.0.1, started on a free port for the engine tests and
+bench/bench_probing.py, and stopped after: llama-cpp-python's (`python -m llama_cpp.server`) or llama.cpp's
+own `llama-server` (`make llama-server` builds it into LLAMA_SERVER)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+LLAMA_SERVER = Path(__file__).resolve().parents[1] / "build" / "llama-server" / "bin" / "llama-server"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -22,13 +25,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def llama_server(gguf: Path, log: Path, api_key: str = "", timeout_s: float = 120.0) -> Iterator[str]:
-    """Serve `gguf` (with `api_key` when given); yields the base URL (…/v1). Its output goes to `log`."""
+def llama_server(gguf: Path, log: Path, api_key: str = "", timeout_s: float = 120.0,
+                 binary: Path | None = None) -> Iterator[str]:
+    """Serve `gguf` (with `api_key` when given) by llama-cpp-python, or by the llama-server `binary`;
+    yields the base URL (…/v1). Its output goes to `log`."""
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "4096", "--logits_all", "true", "--n_threads", str(os.cpu_count() or 1)]
-    if api_key:
-        command += ["--api_key", api_key]
+    threads = str(os.cpu_count() or 1)
+    if binary is None:
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                   "--port", str(port), "--n_ctx", "4096", "--logits_all", "true", "--n_threads", threads]
+        command += ["--api_key", api_key] if api_key else []
+    else:
+        command = [str(binary), "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+                   "--ctx-size", "4096", "--threads", threads, "--no-webui"]
+        command += ["--api-key", api_key] if api_key else []
     out = open(log, "wb")  # noqa: SIM115 (closed below)
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}  # see llamacpp_engine
     process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -37,7 +47,7 @@ def llama_server(gguf: Path, log: Path, api_key: str = "", timeout_s: float = 12
         deadline = time.monotonic() + timeout_s
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {process.returncode} (see {log})")
+                raise RuntimeError(f"{command[0]} exited with {process.returncode} (see {log})")
             try:
                 headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
                 if requests.get(f"{base}/models", headers=headers, timeout=2).status_code == 200:
@@ -45,7 +55,7 @@ def llama_server(gguf: Path, log: Path, api_key: str = "", timeout_s: float = 12
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server did not answer within {timeout_s:.0f} s (see {log})")
+                raise RuntimeError(f"{command[0]} did not answer within {timeout_s:.0f} s (see {log})")
             time.sleep(0.5)
         yield base
     finally:

@@ -1,8 +1,8 @@
-"""The server engine against a real OpenAI-compatible server: llama-cpp-python's, started on 127.0.0.1
-on SmolLM2's GGUF with an API key. Verdicts through `--server` agree with the local llama.cpp engine on
-100 tokens; the key comes from the environment and is written nowhere; a model with another tokenizer
-is refused; the prompt editor streams through the server. Needs llama-cpp-python[server]:
-`make test-engines` installs it and runs these."""
+"""The server engine against real OpenAI-compatible servers started on 127.0.0.1 on SmolLM2's GGUF with an
+API key: llama-cpp-python's (text prompts) and llama.cpp's own llama-server (token-id prompts). Verdicts
+through `--server` agree with the local llama.cpp engine on 100 tokens; the key comes from the environment
+and is written nowhere; a model with another tokenizer is refused; the prompt editor streams through the
+server. Needs llama-cpp-python[server] and llama-server: `make test-engines` builds both and runs these."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("llama_cpp.server.app")
 
-from llama_server import llama_server
+from llama_server import LLAMA_SERVER, llama_server
 
 from glitchview.cli import main
 from glitchview.core.pipeline import open_model, scan
@@ -35,14 +35,25 @@ def served(tmp_path_factory: pytest.TempPathFactory):
         yield model, analysis, url
 
 
+@pytest.fixture(scope="module")
+def served_by_llama_server(tmp_path_factory: pytest.TempPathFactory):
+    if not LLAMA_SERVER.is_file():
+        pytest.skip(f"llama-server is not built ({LLAMA_SERVER}): `make test-engines` builds it")
+    model, analysis = scan("smollm2")
+    log = tmp_path_factory.mktemp("llama-server") / "llama-server.log"
+    with llama_server(model.source.path, log, api_key=KEY, binary=LLAMA_SERVER) as url:
+        yield model, analysis, url
+
+
 @pytest.fixture
 def key_in_env(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("GV_TEST_KEY", KEY)
     return "GV_TEST_KEY"
 
 
-def test_verdicts_through_the_server_agree_with_the_local_engine(served, key_in_env) -> None:
-    model, analysis, url = served
+@pytest.mark.parametrize("server", ["served", "served_by_llama_server"])
+def test_verdicts_through_the_server_agree_with_the_local_engine(server, request, key_in_env) -> None:
+    model, analysis, url = request.getfixturevalue(server)
     suspects = analysis.top("unembedding_cosine", 50)
     rest = np.setdiff1d(np.flatnonzero(~analysis.table.flags["special"]), suspects)
     ids = np.concatenate([suspects, np.random.default_rng(2).choice(rest, 50, replace=False)])
@@ -56,7 +67,7 @@ def test_verdicts_through_the_server_agree_with_the_local_engine(served, key_in_
     # a broken id mapping or probability source gives about 50%
     assert agreement >= 0.97, agreement
     assert is_glitch(remote.verdicts).sum() >= 5
-    assert remote.engine.startswith(f"server {url}") and "bias log-probabilities" in remote.engine  # exact, not `top`
+    assert remote.engine.startswith(f"server {url}") and "top log-probabilities" not in remote.engine  # exact
 
 
 def test_the_key_comes_from_the_environment_and_is_written_nowhere(served, key_in_env, tmp_path, capsys) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import numpy as np
@@ -88,7 +89,7 @@ def test_a_table_built_in_shares_is_the_whole_table(tiny_hf: TinyModel) -> None:
     n_rows = tiny_hf.vocab_size + 3
     whole = table_arrays(build_token_table(tok, n_rows))
     for cuts in ([0, 1, n_rows], [0, 7, tiny_hf.vocab_size, n_rows], [0, n_rows - 1, n_rows]):
-        shares = [table_arrays(build_token_table(tok, n_rows, range(a, b))) for a, b in zip(cuts, cuts[1:])]
+        shares = [table_arrays(build_token_table(tok, n_rows, range(a, b))) for a, b in itertools.pairwise(cuts)]
         joined = joined_arrays(shares)
         assert joined.keys() == whole.keys()
         for name in whole:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from queue import Empty
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .errors import GlitchViewError
 from .progress import CancelToken, ProgressFn, no_progress

@@ -183,7 +183,8 @@ class ServerEngine:
 
     def _complete(self, body: dict[str, Any], cancel: CancelToken | None = None) -> dict[str, Any]:
         body = {"model": self.model, "temperature": 0.0, "return_tokens_as_token_ids": True, **NO_PENALTY, **body}
-        return self.client.request("POST", f"{self.client.base}/completions", body, cancel)["choices"][0]
+        choice = self.client.request("POST", f"{self.client.base}/completions", body, cancel)["choices"][0]
+        return {**choice, "logprobs": completion_logprobs(choice)}
 
     def candidate_prob(self, row: list[int], target: int, text: str, cancel: CancelToken | None = None
                        ) -> float | None:
@@ -311,7 +312,7 @@ class ServerEngine:
                 if not line.startswith(b"data:") or line.strip() == b"data: [DONE]":
                     continue
                 choice = json.loads(line[5:])["choices"][0]
-                logprobs = choice.get("logprobs") or {}
+                logprobs = completion_logprobs(choice)
                 tops = logprobs.get("top_logprobs") or [None] * len(logprobs.get("tokens") or [])
                 for token, value, top in zip(logprobs.get("tokens") or [], logprobs.get("token_logprobs") or [], tops):
                     p = math.exp(value) if value is not None else float("nan")
@@ -429,7 +430,7 @@ def _capabilities(client: ServerClient, model: str, tokenizer: Any, endpoint: st
             choice = client.request("POST", url, {**base, "prompt": prompt, **extra}, retries=2)["choices"][0]
         except ServerError:
             continue
-        logprobs = choice.get("logprobs") or {}
+        logprobs = completion_logprobs(choice)
         if source == "echo" and _echo_is_aligned(logprobs.get("token_logprobs") or [], len(ids)):
             return Capabilities(by_id, source, endpoint)
         if source == "vllm" and choice.get("prompt_logprobs"):
@@ -440,6 +441,24 @@ def _capabilities(client: ServerClient, model: str, tokenizer: Any, endpoint: st
             return Capabilities(by_id, source, endpoint)
     raise ServerError(f"{client.base} returns no log-probabilities (neither echo with logprobs, vLLM's prompt_logprobs "
                       f"nor logprobs of generated tokens): it cannot verify tokens")
+
+
+def completion_logprobs(choice: dict[str, Any]) -> dict[str, Any]:
+    """A choice's log-probabilities in the completions form: `tokens`, `token_logprobs`, and `top_logprobs` as
+    piece -> log-probability. llama-server writes the chat form instead (`content`: one {id, token, logprob,
+    top_logprobs} per generated token); its tokens become `token_id:N` pieces, exact as vLLM's ids."""
+    logprobs = choice.get("logprobs") or {}
+    content = logprobs.get("content")
+    if "tokens" in logprobs or not isinstance(content, list):
+        return logprobs
+
+    def piece(entry: dict[str, Any]) -> str:
+        return f"token_id:{entry['id']}" if isinstance(entry.get("id"), int) else str(entry.get("token", ""))
+
+    return {"tokens": [piece(entry) for entry in content],
+            "token_logprobs": [entry.get("logprob") for entry in content],
+            "top_logprobs": [{piece(top): top["logprob"] for top in entry.get("top_logprobs") or []}
+                             for entry in content]}
 
 
 def _unlikely_token(tokenizer: Any) -> int:
