@@ -199,13 +199,6 @@ def _chunked(call, items: list, size: int = BATCH) -> list:
     return out
 
 
-def vocabulary_bound(tokenizer: Any) -> int:
-    """One past the highest token id. Not `get_vocab_size`, which counts tokens: with a hole in the ids
-    (a vocabulary that is not contiguous) the count is smaller than the highest id."""
-    ids = tokenizer.get_vocab(with_added_tokens=True).values()
-    return max(ids, default=-1) + 1
-
-
 def build_token_table(tokenizer: Any, n_rows: int, rows: range | None = None) -> TokenTable:
     """Build the token table for an embedding matrix of `n_rows` rows (or its `rows` only: a share
     built beside others, see `cached_token_table`). Rows without a token (past the vocabulary, or
@@ -213,7 +206,9 @@ def build_token_table(tokenizer: Any, n_rows: int, rows: range | None = None) ->
     on a thread beside the flags and categories (Python)."""
     rows = rows if rows is not None else range(n_rows)
     vocab = tokenizer.get_vocab(with_added_tokens=True)
-    vocab_size = max(vocab.values(), default=-1) + 1  # as `vocabulary_bound`
+    # one past the highest id; not `get_vocab_size`, which counts tokens: with a hole in the ids (a vocabulary
+    # that is not contiguous) the count is smaller than the highest id
+    vocab_size = max(vocab.values(), default=-1) + 1
     first, n = rows.start, len(rows)
     n_tok = max(0, min(vocab_size, rows.stop) - first)  # rows of this share that the vocabulary reaches
     known: list[str | None] = [None] * n_tok
