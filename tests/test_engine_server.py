@@ -113,20 +113,23 @@ def test_the_key_from_the_system_keyring_is_written_nowhere(served, tmp_path, mo
     assert KEY.encode() not in session.read_bytes()
 
 
-def test_a_server_without_the_key_refuses_and_says_so(served) -> None:
-    model, _, url = served
+@pytest.mark.parametrize("server", ["served", "served_by_llama_server"])
+def test_a_server_without_the_key_refuses_and_says_so(server, request) -> None:
+    model, _, url = request.getfixturevalue(server)
     with pytest.raises(ServerError, match="HTTP 401"):
         load_engine(model, EngineChoice("server", server=url))
 
 
-def test_a_model_with_another_tokenizer_is_refused(served, key_in_env, tiny_hf) -> None:
-    _, _, url = served
+@pytest.mark.parametrize("server", ["served", "served_by_llama_server"])
+def test_a_model_with_another_tokenizer_is_refused(server, request, key_in_env, tiny_hf) -> None:
+    _, _, url = request.getfixturevalue(server)
     with pytest.raises(ServerError, match="tokenizes differently"):
         load_engine(open_model(str(tiny_hf.path)), EngineChoice("server", server=url, api_key_env=key_in_env))
 
 
-def test_the_prompt_editor_streams_through_the_server(served, key_in_env) -> None:
-    model, _, url = served
+@pytest.mark.parametrize("server", ["served", "served_by_llama_server"])
+def test_the_prompt_editor_streams_through_the_server(server, request, key_in_env) -> None:
+    model, _, url = request.getfixturevalue(server)
     engine = load_engine(model, EngineChoice("server", server=url, api_key_env=key_in_env))
     prompt = encode_template(model.tokenizer, "The capital of France is")
     streamed = []
