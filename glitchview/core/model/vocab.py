@@ -342,26 +342,32 @@ def cached_token_table(folder: Path, fingerprint: str, n_rows: int, progress: Pr
     large vocabularies), each a share of the rows on its own core, and cached; a cached open never
     loads the tokenizer."""
     path = table_cache_path(fingerprint, n_rows)
-    for attempt in range(2):
-        if path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    return table_from_arrays({name: data[name] for name in data.files})
-            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-                path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
-        if attempt == 0:
-            _build_in_shares(folder, n_rows, path, progress, cancel)
-    raise GlitchViewError(f"the token table cache {path} could not be written or read back")
+    if path.exists():
+        try:
+            return table_from_arrays(_read_arrays(path))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+    try:
+        return table_from_arrays(_build_in_shares(folder, n_rows, path, progress, cancel))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise GlitchViewError(f"the token table cache {path} could not be written or read back ({exc})") from None
 
 
-def _build_in_shares(folder: Path, n_rows: int, path: Path, progress: ProgressFn, cancel: CancelToken | None) -> None:
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def _build_in_shares(folder: Path, n_rows: int, path: Path, progress: ProgressFn, cancel: CancelToken | None
+                     ) -> dict[str, np.ndarray]:
     """Build the table in one child per share of the rows (each reads the tokenizer, 0.8 s on Gemma-3, but
-    the per-token Python work, GIL-bound, runs on every core), then join the shares into the cache file."""
+    the per-token Python work, GIL-bound, runs on every core), join the shares into the cache file at `path`,
+    and return its arrays."""
     n_shares = max(1, min(MAX_TABLE_SHARES, os.cpu_count() or 1, n_rows // MIN_SHARE_ROWS))
     if n_shares == 1:
         run_in_children(_build_share, [(folder, n_rows, range(n_rows), path)], "building the token table", progress,
                         cancel)
-        return
+        return _read_arrays(path)
     bounds = np.linspace(0, n_rows, n_shares + 1).astype(int).tolist()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".shares-") as folder_for_shares:
@@ -369,9 +375,7 @@ def _build_in_shares(folder: Path, n_rows: int, path: Path, progress: ProgressFn
         run_in_children(_build_share, [(folder, n_rows, range(a, b), share)
                                        for a, b, share in zip(bounds, bounds[1:], shares)],
                         "building the token table", progress, cancel)
-        arrays = []
-        for share in shares:
-            with np.load(share, allow_pickle=False) as data:
-                arrays.append({name: data[name] for name in data.files})
-        with atomic_write(path) as handle:
-            np.savez(handle, allow_pickle=False, **joined_arrays(arrays))
+        arrays = joined_arrays([_read_arrays(share) for share in shares])
+    with atomic_write(path) as handle:
+        np.savez(handle, allow_pickle=False, **arrays)
+    return arrays
