@@ -36,7 +36,7 @@ $(VENV)/.llamacpp: $(STAMP)
 	touch $@
 
 # llama.cpp's own OpenAI-compatible server (llama-server, prompts as token ids), built from the llama.cpp
-# sources that llama-cpp-python's source package carries (the engine's version; about 10 CPU-minutes, once);
+# sources that llama-cpp-python's source package carries (the engine's version; 7 CPU-minutes here, once);
 # tests/test_engine_server.py serves SmolLM2 with it beside llama-cpp-python's server
 LLAMACPP_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml | head -1)
 LLAMA_SERVER_SRC := build/llama-server-src/llama_cpp_python-$(LLAMACPP_VERSION)/vendor/llama.cpp

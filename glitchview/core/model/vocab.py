@@ -364,10 +364,6 @@ def _build_in_shares(folder: Path, n_rows: int, path: Path, progress: ProgressFn
     the per-token Python work, GIL-bound, runs on every core), join the shares into the cache file at `path`,
     and return its arrays."""
     n_shares = max(1, min(MAX_TABLE_SHARES, os.cpu_count() or 1, n_rows // MIN_SHARE_ROWS))
-    if n_shares == 1:
-        run_in_children(_build_share, [(folder, n_rows, range(n_rows), path)], "building the token table", progress,
-                        cancel)
-        return _read_arrays(path)
     bounds = np.linspace(0, n_rows, n_shares + 1).astype(int).tolist()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".shares-") as folder_for_shares:
