@@ -4,7 +4,10 @@ peak memory, agreement of fast with full verdicts, float32 against bfloat16, and
 quality table (top 1000 of each indicator plus 500 random ordinary tokens, fast mode).
 With `--engine torch,llamacpp,server,llama-server`: instead, the full test on each engine (`server` is
 llama-cpp-python's server, `llama-server` llama.cpp's own, built by `make llama-server`; each started here on the
-model's GGUF) beside the torch float32 engine, on the same tokens: speed and agreement.
+model's GGUF) beside the torch float32 engine, on the same tokens: speed and agreement. With `--gguf-types
+Q8_0,IQ4_NL`: also the model's GGUF requantised to each type by llama.cpp's `llama-quantize` (built beside
+llama-server), run by the llama.cpp engine beside torch float32 on the same weights (how much of llama.cpp's
+speed on a CPU is the quantisation type's kernels).
 Run: `python bench/bench_probing.py [--models smollm2,gemma3] [--quality-top 1000] [--sample 500]`
 or `python bench/bench_probing.py --models smollm2,gemma3 --engine torch,llamacpp,server`."""
 
@@ -17,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))  # llama_server: the test suite's server starter
@@ -33,11 +37,13 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=500)
     parser.add_argument("--agreement", type=int, default=150, help="suspects and ordinary tokens each")
     parser.add_argument("--engine", help="compare these engines with torch float32 (torch,llamacpp,server,llama-server)")
+    parser.add_argument("--gguf-types", default="", help="with --engine: also these GGUF types made by "
+                        "llama-quantize from the model's GGUF (e.g. Q8_0,IQ4_NL,Q4_0)")
     parser.add_argument("--speed-only", action="store_true", help="stop after the tokens/s table")
     args = parser.parse_args()
     if args.engine:
         for name in args.models.split(","):
-            compare_engines(name, args.engine.split(","), args.agreement)
+            compare_engines(name, args.engine.split(","), args.agreement, [t for t in args.gguf_types.split(",") if t])
         return
 
     import numpy as np
@@ -120,8 +126,9 @@ def main() -> None:
         sys.stdout.flush()
 
 
-def compare_engines(name: str, engines: list[str], n: int) -> None:
-    """The full test of `n` top suspects and `n` random ordinary tokens on each engine and on torch float32."""
+def compare_engines(name: str, engines: list[str], n: int, gguf_types: list[str]) -> None:
+    """The full test of `n` top suspects and `n` random ordinary tokens on each engine and on torch float32,
+    then on each of `gguf_types` (see `compare_gguf_types`)."""
     import contextlib
 
     import numpy as np
@@ -158,6 +165,41 @@ def compare_engines(name: str, engines: list[str], n: int) -> None:
             print(f"| {result.engine} | {result.tokens_per_second:.2f} | "
                   f"{result.tokens_per_second / ref.tokens_per_second:.1f}x | {same:.1%} | {exact:.1%} | "
                   f"{int(is_glitch(result.verdicts).sum())} | {os.getloadavg()[0]:.1f} |", flush=True)
+    if gguf_types:
+        compare_gguf_types(model, ids, ref, gguf_types)
+
+
+def compare_gguf_types(model: Any, ids: Any, ref: Any, kinds: list[str]) -> None:
+    """The model's GGUF requantised to each of `kinds` by llama-quantize; the llama.cpp engine against torch
+    float32 on the same (requantised) weights, and the verdicts against `ref` (torch float32, the original file)."""
+    import subprocess
+
+    from llama_server import LLAMA_QUANTIZE
+
+    from glitchview.core.pipeline import open_model
+    from glitchview.core.verify.engines import EngineChoice, load_engine
+    from glitchview.core.verify.probing import load_probe_model, verify_tokens
+    from glitchview.core.verify.verdicts import is_glitch
+
+    print(f"\n{model.source.path.name} requantised by llama-quantize (--allow-requantize) to each type; torch float32 "
+          f"runs the same requantised weights (dequantised)\n")
+    print("| GGUF type | llama.cpp tokens/s | torch float32, same weights | vs torch float32 | glitch-or-not agreement "
+          "| same verdict | glitch tokens | glitch-or-not agreement with the original file (torch float32) | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            path = Path(tmp) / f"{model.source.path.stem}.{kind}.gguf"
+            subprocess.run([str(LLAMA_QUANTIZE), "--allow-requantize", str(model.source.path), str(path), kind],
+                           check=True, capture_output=True)
+            requantised = open_model(str(path))
+            torch_run = verify_tokens(load_probe_model(requantised, "float32"), ids, "full")
+            engine = load_engine(requantised, EngineChoice("llamacpp", "auto"))
+            run = verify_tokens(engine, ids, "full")
+            glitch, own = is_glitch(run.verdicts), is_glitch(torch_run.verdicts)
+            print(f"| {engine.dtype_name} | {run.tokens_per_second:.2f} | {torch_run.tokens_per_second:.2f} | "
+                  f"{run.tokens_per_second / torch_run.tokens_per_second:.1f}x | {float((glitch == own).mean()):.1%} | "
+                  f"{float((run.verdicts == torch_run.verdicts).mean()):.1%} | {int(glitch.sum())} | "
+                  f"{float((glitch == is_glitch(ref.verdicts)).mean()):.1%} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

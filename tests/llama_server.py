@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 
 LLAMA_SERVER = Path(__file__).resolve().parents[1] / "build" / "llama-server" / "bin" / "llama-server"
+LLAMA_QUANTIZE = LLAMA_SERVER.with_name("llama-quantize")  # built beside it: bench_probing.py --gguf-types
 
 
 def free_port() -> int:

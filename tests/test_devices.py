@@ -1,11 +1,13 @@
 """Where the torch engine runs: the choice of device and number format is a pure function of what the
-machine has, tested here for machines this one is not (GPUs, MPS, too little memory)."""
+machine has, tested here for machines this one is not (GPUs, MPS, too little memory); and what the
+llama.cpp engine says of the instruction set its build uses."""
 
 from __future__ import annotations
 
 import pytest
 
 from glitchview.core.verify.engines.devices import GIB, DeviceError, Machine, place
+from glitchview.core.verify.engines.llamacpp_engine import build_note, simd_level
 
 PARAMS = 1_000_000_000  # a 1B network: 4 GiB-ish in float32, 2 in bfloat16, before headroom
 
@@ -45,3 +47,22 @@ def test_an_absent_device_is_named() -> None:
         place("cuda", "auto", PARAMS, Machine(host_free=64 * GIB))
     with pytest.raises(DeviceError, match="unknown device"):
         place("tpu", "auto", PARAMS, Machine(host_free=64 * GIB))
+
+
+AVX2_BUILD = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | LLAMAFILE = 1 | "
+              "OPENMP = 1 | REPACK = 1 | ")  # llama_print_system_info of pip's default llama-cpp-python build here
+NATIVE_BUILD = AVX2_BUILD.replace("BMI2 = 1 |", "BMI2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 |")
+
+
+def test_llamacpp_build_is_read_from_its_system_info() -> None:
+    assert simd_level(AVX2_BUILD) == "AVX2"
+    assert simd_level(NATIVE_BUILD) == "AVX512"
+    assert simd_level("CPU : SSE3 = 1 | AVX512 = 0 | ") == ""
+
+
+def test_a_build_narrower_than_the_cpu_says_how_to_rebuild() -> None:
+    assert build_note("AVX2", "AVX512") == ("AVX2 build; this CPU has AVX512: reinstall with "
+                                            "CMAKE_ARGS=-DGGML_NATIVE=ON for its kernels")
+    assert build_note("", "AVX2").startswith("generic build; this CPU has AVX2")
+    assert build_note("AVX512", "AVX512") == "AVX512 build"
+    assert build_note("AVX2", "") == "AVX2 build"  # a CPU torch cannot place: no advice made up

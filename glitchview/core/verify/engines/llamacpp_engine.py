@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 BATCH_ROWS = 32  # prompts decoded together (sequences 1..BATCH_ROWS; 0 holds the shared prefix)
 CONTEXT = 8192  # key/value cells shared by all sequences: prefix + rows x (prompt tail + steps)
 CHUNK = 2048  # tokens per llama_decode call
-INSTALL = 'pip install "glitchview[llamacpp]"'
+INSTALL = 'CMAKE_ARGS="-DGGML_NATIVE=ON" pip install --no-cache-dir "glitchview[llamacpp]"'  # built for this CPU
+SIMD_LEVELS = ("AVX512", "AVX2", "AVX", "SVE", "NEON")  # widest first, as llama_print_system_info names them
 
 
 class LlamaCppMissing(GlitchViewError):
@@ -84,10 +85,12 @@ class LlamaCppEngine:
         lib.llama_model_desc(self._model, desc, 256)  # "llama 135M Q4_1", "gemma3 270M Q4_K - Medium"
         self.dtype_name = " ".join(desc.value.decode("utf-8", "replace").split()[2:]) or "gguf"
         self.where = "GPU" if lib.llama_supports_gpu_offload() else "CPU"
+        self.simd = simd_level(lib.llama_print_system_info().decode("utf-8", "replace"))
 
     @property
     def description(self) -> str:
-        return f"llama.cpp, {self.dtype_name} on {self.where}"
+        build = "" if self.where == "GPU" else f" ({build_note(self.simd, host_simd())})"
+        return f"llama.cpp, {self.dtype_name} on {self.where}{build}"
 
     def close(self) -> None:
         if self._ctx:
@@ -209,6 +212,31 @@ class LlamaCppEngine:
     def eos_ids(self) -> set[int]:
         ids = {self._lib.llama_vocab_eos(self._vocab), self._lib.llama_vocab_eot(self._vocab)}
         return {int(i) for i in ids if i >= 0}
+
+
+def simd_level(system_info: str) -> str:
+    """The widest vector instruction set llama.cpp was built with, from its system info
+    ("CPU : SSE3 = 1 | AVX2 = 1 | … |"); "" when it names none of SIMD_LEVELS."""
+    enabled = {name.split(":")[-1].strip() for name, _, value in (part.partition("=") for part in system_info.split("|"))
+               if value.strip() == "1"}
+    return next((level for level in SIMD_LEVELS if level in enabled), "")
+
+
+def host_simd() -> str:
+    """The widest of SIMD_LEVELS this CPU runs, as torch detects it ("" when torch names none of them)."""
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability().upper()  # "AVX512", "AVX2", "SVE256", "DEFAULT"
+    return next((level for level in SIMD_LEVELS if capability.startswith(level)), "")
+
+
+def build_note(built: str, host: str) -> str:
+    """What the user sees of llama.cpp's build: its instruction set, and the advice to rebuild when this CPU
+    has a wider one (an AVX2 build ran IQ4_NL at 15 tokens/s where an AVX-512 build ran 22, see README)."""
+    note = f"{built or 'generic'} build"
+    if host and host in SIMD_LEVELS and (not built or SIMD_LEVELS.index(host) < SIMD_LEVELS.index(built)):
+        note += f"; this CPU has {host}: reinstall with CMAKE_ARGS=-DGGML_NATIVE=ON for its kernels"
+    return note
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
