@@ -95,3 +95,6 @@ def test_the_window_prompts_through_llamacpp(qtbot, window) -> None:
     record = window.prompt.last_result
     assert record["engine"].startswith("llama.cpp") and len(record["runs"]) == 2
     assert {run for run, _, _ in streamed} == {0, 1}
+    with qtbot.waitSignal(window.prompt.finished, timeout=120_000):
+        window.prompt.verify_button.click()  # the full test of this token, on llama.cpp
+    assert f"(full; llama.cpp, Q4_1 on CPU ({host_simd()} build); " in window.prompt.status.toolTip()

@@ -289,6 +289,9 @@ def test_prompt_panel_streams_runs_control_and_verifies(qtbot, window: MainWindo
     with qtbot.waitSignal(window.hub.verdictsChanged, timeout=120_000):
         window.prompt.verify_sel.click()
     assert a.verdicts.verdict[glitch] in GLITCH_VERDICTS and a.verdicts.verdict[the] == Verdict.NORMAL
+    status = window.prompt.status.toolTip()  # the whole message; the label shows what fits in two lines
+    assert status.startswith("Verified 2 tokens: ") and "; torch, " in status and " on cpu; " in status  # engine named
+    assert window.prompt.status.text().rstrip("…") == status[:len(window.prompt.status.text().rstrip("…"))]
     model = window.table.model
     row = int(np.flatnonzero(model.rows == glitch)[0])
     assert model.data(model.index(row, model.columns.index("verdict"))) in ("glitch", "strong_glitch")

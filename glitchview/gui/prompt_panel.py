@@ -321,8 +321,11 @@ class PromptPanel(QWidget):
             self.status.setText(message)
 
     def _done(self, message: str) -> None:
+        """The message in the status's two lines (cut short with an ellipsis; whole in its tooltip)."""
         self.progress.setValue(0)
-        self.status.setText(message)
+        room = int(1.8 * self.status.width())  # two wrapped lines, less what word breaks waste
+        self.status.setText(self.status.fontMetrics().elidedText(message, Qt.TextElideMode.ElideRight, room))
+        self.status.setToolTip(message)
 
     def _on_failed(self, name: str, message: str, details: str) -> None:
         if name in ("prompt", "verify"):
@@ -334,8 +337,8 @@ class PromptPanel(QWidget):
         v = result.verification
         n = len(v.ids)
         text = f"{LABELS[v.verdicts[0]]}: {v.reasons[0]}" if n == 1 else summary(v.verdicts)
-        self._done(f"Verified {n} token{'s' if n != 1 else ''} ({v.mode}) in {v.seconds:.1f} s "
-                   f"({v.tokens_per_second:.2g} tokens/s): {text}")
+        self._done(f"Verified {n} token{'s' if n != 1 else ''}: {text} ({v.mode}; {v.engine}; {v.seconds:.1f} s, "
+                   f"{v.tokens_per_second:.2g} tokens/s)")  # the verdicts first: two lines show
         self.finished.emit("verify")
 
     def _on_ran(self, result: operations.PromptRan) -> None:

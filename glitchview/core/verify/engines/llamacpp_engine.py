@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,7 +101,8 @@ class LlamaCppEngine:
             self._ctx = None
 
     def __del__(self) -> None:
-        self.close()
+        if not sys.is_finalizing():  # at exit the library's functions may be gone; the process frees all
+            self.close()
 
     # --- decoding -------------------------------------------------------------------------------------
     def _decode(self, tokens: list[int], positions: list[int], seqs: list[int], wanted: list[bool]) -> np.ndarray:
