@@ -234,7 +234,7 @@ def host_simd() -> str:
 
 def build_note(built: str, host: str) -> str:
     """What the user sees of llama.cpp's build: its instruction set, and the advice to rebuild when this CPU
-    has a wider one (an AVX2 build ran IQ4_NL at 15 tokens/s where an AVX-512 build ran 22, see README)."""
+    has a wider one (an AVX2 build ran IQ4_NL at 15 tokens/s where an AVX-512 build ran 22-26, see README)."""
     note = f"{built or 'generic'} build"
     if host and host in SIMD_LEVELS and (not built or SIMD_LEVELS.index(host) < SIMD_LEVELS.index(built)):
         note += f"; this CPU has {host}: reinstall with CMAKE_ARGS=-DGGML_NATIVE=ON for its kernels"
