@@ -31,8 +31,8 @@ test: $(STAMP)
 # the llama.cpp engine and llama-cpp-python's OpenAI-compatible server, built from source for this machine
 # (5 CPU-minutes: 3 min 10 s on this machine's 2 cores); tests/test_engine_*.py use both. GGML_NATIVE gives
 # llama.cpp's kernels for this CPU's instruction set (AVX-512, VNNI, bf16 where it has them) instead of the
-# AVX2 build pip makes by default: measured with bench/bench_probing.py --gguf-types, IQ4_NL 15.3 -> 22.4
-# tokens/s, Gemma-3's Q4_K_M 1.2x -> 1.7x torch float32. Built without pip's wheel cache, which is keyed by
+# AVX2 build pip makes by default: measured with bench/bench_probing.py --gguf-types, SmolLM2 as IQ4_NL
+# 15.3 -> 26.4 tokens/s, Gemma-3's Q4_K_M 1.2x -> 1.6x torch float32 (README, Engines). Built without pip's wheel cache, which is keyed by
 # the package alone and would hand back a build made for another instruction set or without these flags.
 $(VENV)/.llamacpp: $(STAMP)
 	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
